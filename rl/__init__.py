@@ -1,0 +1,1 @@
+"""GRPO refinement of the rewriter with TRL's ``GRPOTrainer`` (``vlmguard.rl``)."""

@@ -1,0 +1,1 @@
+"""Supervised fine-tuning of the rewriter with TRL's ``SFTTrainer`` (``vlmguard.sft``)."""

@@ -1,0 +1,80 @@
+"""Model backends behind one interface, named by a spec string.
+
+=====================================================  ==============================================
+spec                                                   backend
+=====================================================  ==============================================
+``hf:/path/or/hub-id?batch_size=8&dtype=bfloat16``     in-process transformers, batched, left-padded
+``openai:http://127.0.0.1:8000/v1?model=NAME``         any OpenAI-compatible server (``vllm serve``...)
+``vllm:/path/or/hub-id?gpu_memory_utilization=0.5``    in-process vLLM engine (extra ``vllm``)
+=====================================================  ==============================================
+
+Options after ``?`` are each backend's ``Options`` fields; an unknown option is an error that lists them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import typing
+from urllib.parse import parse_qsl
+
+from ..errors import VLMGuardError
+from .base import Backend, OnError, SamplingParams, run_sync
+
+KINDS = {"hf": "vlmguard.backends.hf:HFBackend",
+         "openai": "vlmguard.backends.openai:OpenAIBackend",
+         "vllm": "vlmguard.backends.vllm:VLLMBackend"}
+EXAMPLES = "hf:/path/to/model, openai:http://127.0.0.1:8000/v1?model=NAME or vllm:/path/to/model"
+
+__all__ = ["Backend", "SamplingParams", "OnError", "load_backend", "parse_spec", "parse_options", "run_sync"]
+
+
+def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
+    """Split ``kind:location?k=v&...`` into its kind, location and raw options."""
+    kind, sep, rest = spec.partition(":")
+    if not sep or kind not in KINDS or not rest:
+        raise VLMGuardError(f"unknown backend spec {spec!r}: expected one of {EXAMPLES}")
+    location, _, query = rest.partition("?")
+    try:
+        options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    except ValueError as e:
+        raise VLMGuardError(f"malformed options in backend spec {spec!r}: {e}; write ?key=value&key=value") from e
+    return kind, location, options
+
+
+def parse_options(cls: type, raw: dict[str, str], spec: str):
+    """Build the dataclass ``cls`` from string options, converting each to its field's type."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise VLMGuardError(f"unknown option(s) {', '.join(unknown)} in backend spec {spec!r}; "
+                            f"valid options: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, text in raw.items():
+        kind = hints[key]
+        base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
+        try:
+            if base is bool:
+                if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(text)
+                values[key] = text.lower() in ("1", "true", "yes")
+            else:
+                values[key] = base(text)
+        except ValueError:
+            raise VLMGuardError(f"option {key}={text!r} in backend spec {spec!r} is not a valid "
+                                f"{getattr(base, '__name__', base)}") from None
+    return cls(**values)
+
+
+def load_backend(spec: str | Backend) -> Backend:
+    """The backend a spec names (a Backend instance is returned as is)."""
+    if isinstance(spec, Backend):
+        return spec
+    if not isinstance(spec, str):
+        raise VLMGuardError(f"a backend is a spec string such as {EXAMPLES}; got {type(spec).__name__}")
+    kind, location, options = parse_spec(spec)
+    module, _, name = KINDS[kind].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    backend = cls(location, parse_options(cls.Options, options, spec))
+    backend.spec = spec
+    return backend

@@ -1,0 +1,87 @@
+"""The one interface every model call goes through."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Coroutine, Literal, Sequence, TypeVar
+
+from ..chat import Chat
+
+T = TypeVar("T")
+OnError = Literal["raise", "none"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample a completion. ``temperature == 0`` means greedy decoding."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+
+class Backend(ABC):
+    """``generate(chats, params) -> one completion per chat``.
+
+    ``on_error="raise"`` (default) raises :class:`~vlmguard.errors.VLMGuardError` when a request fails for
+    good; ``on_error="none"`` puts ``None`` in that slot instead and counts it in ``stats["failed"]``,
+    for callers (rewards, eval) that must go on.
+    """
+
+    spec: str = ""
+
+    def __init__(self) -> None:
+        self.stats: Counter[str] = Counter()
+
+    @abstractmethod
+    def generate(self, chats: Sequence[Chat], params: SamplingParams | None = None,
+                 on_error: OnError = "raise") -> list[str | None]:
+        ...
+
+    async def agenerate(self, chats: Sequence[Chat], params: SamplingParams | None = None,
+                        on_error: OnError = "raise") -> list[str | None]:
+        """Async form; in-process backends run ``generate`` in a worker thread."""
+        return await asyncio.to_thread(self.generate, chats, params, on_error)
+
+    def close(self) -> None:
+        """Release resources (connections, engines)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r})"
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, also when the caller is already inside an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -1,0 +1,142 @@
+"""``vlmguard`` command line. Imports only argparse at start; each command imports what it needs."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _spec_help(role: str) -> str:
+    return f"{role} backend spec: hf:PATH_OR_HUB_ID, openai:URL?model=NAME or vllm:PATH_OR_HUB_ID"
+
+
+def cmd_tiny(args: argparse.Namespace) -> None:
+    from .tiny import build_tiny
+
+    for role, path in build_tiny(args.out, args.seed).items():
+        print(f"{role:9s} {path}")
+
+
+def cmd_serve_model(args: argparse.Namespace) -> None:
+    from .backends import load_backend
+    from .server import serve
+
+    backend = load_backend(args.model)
+    name = args.name or args.model.split(":", 1)[1].split("?", 1)[0]
+    serve(backend, name, args.host, args.port, args.max_batch, args.batch_wait_ms)
+
+
+def _guard(args: argparse.Namespace, with_target: bool):
+    from .backends import SamplingParams
+    from .guard import Guard, GuardConfig
+    from .images import load_image
+
+    image = load_image(args.image) if args.image else None  # a bad image fails before any model loads
+    config = GuardConfig(fallback=args.fallback, rewrite=SamplingParams(max_new_tokens=args.max_new_tokens),
+                         answer=SamplingParams(max_new_tokens=args.max_new_tokens))
+    guard = Guard(args.rewriter, args.target if with_target else None, config)
+    _check_remote(guard.rewriter, guard.target)
+    return guard, image
+
+
+def _check_remote(*backends) -> None:
+    for b in backends:
+        if hasattr(b, "check"):
+            b.check()
+
+
+def _print_result(r, args: argparse.Namespace, with_answer: bool) -> None:
+    if args.json:
+        out = {"instruction": r.instruction, "threat": r.parsed.threat, "intent": r.parsed.intent,
+               "prompt": r.prompt, "fallback_used": r.fallback_used, "problems": list(r.parsed.problems),
+               "completion": r.completion}
+        if with_answer:
+            out["answer"] = r.answer
+        print(json.dumps(out, ensure_ascii=False))
+        return
+    print(f"threat : {r.parsed.threat if r.parsed.threat is not None else '(missing)'}")
+    print(f"intent : {r.parsed.intent if r.parsed.intent is not None else '(missing)'}")
+    note = f"   [fallback '{args.fallback}': {'; '.join(r.parsed.problems)}]" if r.fallback_used else ""
+    print(f"prompt : {r.prompt if r.prompt is not None else '(refused)'}{note}")
+    if with_answer:
+        print(f"answer : {r.answer}")
+
+
+def cmd_rewrite(args: argparse.Namespace) -> None:
+    guard, image = _guard(args, with_target=False)
+    from .chat import user_chat
+
+    _print_result(guard.rewrite([user_chat(args.text, image)])[0], args, with_answer=False)
+
+
+def cmd_chat(args: argparse.Namespace) -> None:
+    guard, image = _guard(args, with_target=True)
+    _print_result(guard.ask(args.text, image), args, with_answer=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    run_demo(Path(args.models), args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vlmguard", description="VLMGuard-R1: a reasoning rewriter that makes any "
+                                "vision-language model safer without touching its weights.")
+    p.add_argument("--version", action="version", version=f"vlmguard {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    s = sub.add_parser("tiny", help="build tiny offline rewriter/target/judge models (tests, demo)")
+    s.add_argument("--out", required=True, help="output directory (gets rewriter/, target/, judge/)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_tiny)
+
+    s = sub.add_parser("serve-model", help="serve any backend as an OpenAI-compatible chat API")
+    s.add_argument("--model", required=True, help=_spec_help("model"))
+    s.add_argument("--name", help="model name clients send (default: the spec's path)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on the first line)")
+    s.add_argument("--max-batch", type=int, default=8, help="requests batched into one generate call")
+    s.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a request waits for company")
+    s.set_defaults(func=cmd_serve_model)
+
+    for name, func, helptext, target in (("rewrite", cmd_rewrite, "rewrite one image + instruction", False),
+                                         ("chat", cmd_chat, "rewrite, then answer with the target VLM", True)):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("--image", help="image file (optional)")
+        s.add_argument("--text", required=True, help="the user's instruction")
+        s.add_argument("--rewriter", required=True, help=_spec_help("rewriter"))
+        if target:
+            s.add_argument("--target", required=True, help=_spec_help("target"))
+        s.add_argument("--fallback", default="original", choices=["original", "safe-prefix", "refuse"],
+                       help="what the target gets when the rewrite has no usable <prompt>")
+        s.add_argument("--max-new-tokens", type=int, default=256)
+        s.add_argument("--json", action="store_true", help="print one JSON object")
+        s.set_defaults(func=func)
+
+    s = sub.add_parser("demo", help="build tiny models and guard the built-in example images")
+    s.add_argument("--models", default="tiny-models", help="where the tiny models live (built if missing)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .errors import VLMGuardError
+
+    try:
+        args.func(args)
+    except VLMGuardError as e:
+        print(f"vlmguard {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""An OpenAI-compatible chat server over any backend (``vlmguard serve-model``).
+
+Concurrent requests are gathered into batches (up to ``max_batch``, waiting at most ``batch_wait_ms`` for
+company) so an ``hf`` backend answers many clients with batched generation. It speaks the subset of the
+OpenAI API that ``vllm serve`` clients use: ``GET /v1/models``, ``POST /v1/chat/completions`` (non-streaming,
+images as ``image_url`` data URLs), and ``GET /health``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from .backends import Backend, SamplingParams
+from .chat import Chat, parts
+from .errors import VLMGuardError
+from .images import load_image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    chat: Chat
+    params: SamplingParams
+    future: asyncio.Future
+
+
+class Batcher:
+    """Collects concurrent requests and runs them through ``backend.generate`` in batches."""
+
+    def __init__(self, backend: Backend, max_batch: int = 8, batch_wait_ms: float = 5.0) -> None:
+        self.backend, self.max_batch, self.wait = backend, max_batch, batch_wait_ms / 1000
+        self.queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self.batches = 0
+
+    async def submit(self, chat: Chat, params: SamplingParams) -> str | None:
+        job = _Job(chat, params, asyncio.get_running_loop().create_future())
+        await self.queue.put(job)
+        return await job.future
+
+    async def run(self) -> None:
+        while True:
+            jobs = [await self.queue.get()]
+            deadline = time.monotonic() + self.wait
+            while len(jobs) < self.max_batch:
+                try:
+                    jobs.append(await asyncio.wait_for(self.queue.get(), max(0.0, deadline - time.monotonic())))
+                except asyncio.TimeoutError:
+                    break
+            groups: dict[SamplingParams, list[_Job]] = {}
+            for job in jobs:
+                groups.setdefault(job.params, []).append(job)
+            for params, group in groups.items():
+                self.batches += 1
+                try:
+                    outs = await asyncio.to_thread(self.backend.generate, [j.chat for j in group], params, "none")
+                except Exception as e:  # a broken backend must not kill the server
+                    log.exception("batch failed")
+                    outs = [e] * len(group)
+                for job, out in zip(group, outs):
+                    if not job.future.done():
+                        job.future.set_result(out)
+
+
+def _wire_to_chat(messages: Any) -> Chat:
+    """Validate OpenAI wire messages and decode their images (errors name the message and part)."""
+    if not isinstance(messages, list) or not messages:
+        raise VLMGuardError("'messages' must be a non-empty list")
+    chat: Chat = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
+            raise VLMGuardError(f"messages[{i}] needs a role of system, user or assistant")
+        content = []
+        for j, p in enumerate(parts(m)):
+            kind = p.get("type")
+            if kind == "text":
+                content.append({"type": "text", "text": str(p.get("text", ""))})
+            elif kind == "image_url":
+                url = p.get("image_url", {})
+                url = url.get("url") if isinstance(url, dict) else url
+                try:
+                    content.append({"type": "image", "image": load_image(str(url))})
+                except VLMGuardError as e:
+                    raise VLMGuardError(f"messages[{i}].content[{j}]: {e}") from None
+            else:
+                raise VLMGuardError(f"messages[{i}].content[{j}] has unsupported type {kind!r} (text, image_url)")
+        chat.append({"role": m["role"], "content": content})
+    return chat
+
+
+def _params(body: dict[str, Any]) -> SamplingParams:
+    stop = body.get("stop") or ()
+    try:
+        return SamplingParams(
+            max_new_tokens=int(body.get("max_completion_tokens") or body.get("max_tokens") or 256),
+            temperature=float(body.get("temperature", 1.0) if body.get("temperature") is not None else 1.0),
+            top_p=float(body.get("top_p") if body.get("top_p") is not None else 1.0),
+            seed=int(body["seed"]) if body.get("seed") is not None else None,
+            stop=(stop,) if isinstance(stop, str) else tuple(stop))
+    except (TypeError, ValueError) as e:
+        raise VLMGuardError(f"invalid sampling parameter: {e}") from None
+
+
+def create_app(backend: Backend, model_name: str, max_batch: int = 8, batch_wait_ms: float = 5.0):
+    """A FastAPI app serving ``backend`` under ``model_name``."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+    batcher = Batcher(backend, max_batch, batch_wait_ms)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        task = asyncio.create_task(batcher.run())
+        yield
+        task.cancel()
+
+    app = FastAPI(title="vlmguard model server", lifespan=lifespan)
+    app.state.batcher = batcher
+
+    def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+        return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "vlmguard"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        try:
+            body = await request.json()
+        except ValueError:
+            return error(400, "request body is not JSON")
+        if not isinstance(body, dict):
+            return error(400, "request body must be a JSON object")
+        if body.get("model") not in (None, model_name):
+            return error(404, f"model {body.get('model')!r} is not served here; this server serves {model_name!r}",
+                         "not_found_error")
+        if body.get("stream"):
+            return error(400, "streaming is not supported by this server; send stream=false")
+        try:
+            chat, params = _wire_to_chat(body.get("messages")), _params(body)
+            n = int(body.get("n") or 1)
+        except (VLMGuardError, ValueError) as e:
+            return error(400, str(e))
+        outs = await asyncio.gather(*[batcher.submit(chat, params) for _ in range(max(1, n))])
+        if any(not isinstance(o, str) for o in outs):
+            return error(500, f"generation failed: {next(o for o in outs if not isinstance(o, str))}", "server_error")
+        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+                "model": model_name,
+                "choices": [{"index": k, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                            for k, text in enumerate(outs)]}
+
+    return app
+
+
+def serve(backend: Backend, model_name: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int = 8,
+          batch_wait_ms: float = 5.0, log_level: str = "warning") -> None:
+    """Serve until interrupted. Port 0 picks a free port; the first stdout line says where it listens."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        raise VLMGuardError(f"cannot listen on {host}:{port} ({e.strerror}): choose another --port") from e
+    bound = sock.getsockname()[1]
+    app = create_app(backend, model_name, max_batch, batch_wait_ms)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level))
+    print(f"serving {model_name!r} at http://{host}:{bound}/v1", flush=True)
+    server.run(sockets=[sock])
