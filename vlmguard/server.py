@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import asynccontextmanager
 import socket
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+try:
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+except ImportError as e:  # pragma: no cover - depends on the install
+    from .errors import VLMGuardError as _E
+    raise _E("serving needs FastAPI and uvicorn: pip install 'vlmguard-r1[serve]'") from e
 
 from .backends import Backend, SamplingParams
 from .chat import Chat, parts
@@ -37,6 +45,7 @@ class Batcher:
         self.backend, self.max_batch, self.wait = backend, max_batch, batch_wait_ms / 1000
         self.queue: asyncio.Queue[_Job] = asyncio.Queue()
         self.batches = 0
+        self.requests = 0
 
     async def submit(self, chat: Chat, params: SamplingParams) -> str | None:
         job = _Job(chat, params, asyncio.get_running_loop().create_future())
@@ -57,6 +66,7 @@ class Batcher:
                 groups.setdefault(job.params, []).append(job)
             for params, group in groups.items():
                 self.batches += 1
+                self.requests += len(group)
                 try:
                     outs = await asyncio.to_thread(self.backend.generate, [j.chat for j in group], params, "none")
                 except Exception as e:  # a broken backend must not kill the server
@@ -108,11 +118,6 @@ def _params(body: dict[str, Any]) -> SamplingParams:
 
 def create_app(backend: Backend, model_name: str, max_batch: int = 8, batch_wait_ms: float = 5.0):
     """A FastAPI app serving ``backend`` under ``model_name``."""
-    from contextlib import asynccontextmanager
-
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-
     batcher = Batcher(backend, max_batch, batch_wait_ms)
 
     @asynccontextmanager
@@ -128,8 +133,9 @@ def create_app(backend: Backend, model_name: str, max_batch: int = 8, batch_wait
         return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> dict[str, Any]:
+        """Liveness plus batching counters: generations served and the batches they ran in."""
+        return {"status": "ok", "generations": batcher.requests, "batches": batcher.batches}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:

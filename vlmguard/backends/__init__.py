@@ -25,7 +25,8 @@ KINDS = {"hf": "vlmguard.backends.hf:HFBackend",
          "vllm": "vlmguard.backends.vllm:VLLMBackend"}
 EXAMPLES = "hf:/path/to/model, openai:http://127.0.0.1:8000/v1?model=NAME or vllm:/path/to/model"
 
-__all__ = ["Backend", "SamplingParams", "OnError", "load_backend", "parse_spec", "parse_options", "run_sync"]
+__all__ = ["Backend", "SamplingParams", "OnError", "load_backend", "resolve_spec", "parse_spec", "parse_options",
+           "run_sync"]
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
@@ -66,15 +67,24 @@ def parse_options(cls: type, raw: dict[str, str], spec: str):
     return cls(**values)
 
 
+def resolve_spec(spec: str):
+    """Parse and statically check a spec without loading anything: (backend class, location, options).
+    Callers that load several backends resolve them all first, so a typo fails before any model loads."""
+    if not isinstance(spec, str):
+        raise VLMGuardError(f"a backend is a spec string such as {EXAMPLES}; got {type(spec).__name__}")
+    kind, location, raw = parse_spec(spec)
+    module, _, name = KINDS[kind].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    options = parse_options(cls.Options, raw, spec)
+    cls.precheck(location, options)
+    return cls, location, options
+
+
 def load_backend(spec: str | Backend) -> Backend:
     """The backend a spec names (a Backend instance is returned as is)."""
     if isinstance(spec, Backend):
         return spec
-    if not isinstance(spec, str):
-        raise VLMGuardError(f"a backend is a spec string such as {EXAMPLES}; got {type(spec).__name__}")
-    kind, location, options = parse_spec(spec)
-    module, _, name = KINDS[kind].partition(":")
-    cls = getattr(importlib.import_module(module), name)
-    backend = cls(location, parse_options(cls.Options, options, spec))
+    cls, location, options = resolve_spec(spec)
+    backend = cls(location, options)
     backend.spec = spec
     return backend

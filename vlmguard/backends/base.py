@@ -42,6 +42,10 @@ class Backend(ABC):
     def __init__(self) -> None:
         self.stats: Counter[str] = Counter()
 
+    @classmethod
+    def precheck(cls, location: str, options: Any) -> None:
+        """Cheap static checks of a spec (paths, URL shape) before anything loads; raise VLMGuardError."""
+
     @abstractmethod
     def generate(self, chats: Sequence[Chat], params: SamplingParams | None = None,
                  on_error: OnError = "raise") -> list[str | None]:

@@ -52,13 +52,14 @@ class HFBackend(Backend):
     def __init__(self, location: str, options: "HFBackend.Options | None" = None, *,
                  model: Any = None, processor: Any = None) -> None:
         super().__init__()
-        import torch
-
         self.options = options or self.Options()
         self.spec = f"hf:{location}"
         self._lock = threading.Lock()
         if model is None:
+            self.precheck(location, self.options)  # before the slow imports
             model, processor = self._load(location)
+        import torch
+
         self.model, self.processor = model, processor
         self.model.eval()
         self.tokenizer = getattr(processor, "tokenizer", processor)
@@ -69,6 +70,10 @@ class HFBackend(Backend):
         self._torch = torch
 
     @classmethod
+    def precheck(cls, location: str, options: "HFBackend.Options") -> None:
+        check_model_dir(location, options.processor)
+
+    @classmethod
     def from_model(cls, model: Any, processor: Any, batch_size: int = 8) -> "HFBackend":
         """Wrap an already loaded model (e.g. the policy inside a trainer)."""
         return cls(getattr(model, "name_or_path", "in-memory"), cls.Options(batch_size=batch_size),
@@ -76,10 +81,10 @@ class HFBackend(Backend):
 
     def _load(self, location: str) -> tuple[Any, Any]:
         import torch
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
+        from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor,
+                                  AutoTokenizer)
 
         opts = self.options
-        check_model_dir(location, opts.processor)
         device = opts.device if opts.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         if opts.dtype == "auto":
             dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
@@ -89,11 +94,12 @@ class HFBackend(Backend):
                 raise VLMGuardError(f"unknown dtype {opts.dtype!r} in {self.spec}: use float32, bfloat16 or float16")
         try:
             config = AutoConfig.from_pretrained(location)
-            processor = AutoProcessor.from_pretrained(opts.processor or location)
             try:
                 model = AutoModelForImageTextToText.from_pretrained(location, config=config, dtype=dtype)
+                processor = AutoProcessor.from_pretrained(opts.processor or location)
             except ValueError:  # not an image-text-to-text architecture: a text-only LM (a text judge, say)
                 model = AutoModelForCausalLM.from_pretrained(location, config=config, dtype=dtype)
+                processor = AutoTokenizer.from_pretrained(opts.processor or location)
         except (OSError, json.JSONDecodeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise VLMGuardError(f"cannot load model {location!r} ({first}); for a hub id, download it first "

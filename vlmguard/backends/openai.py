@@ -40,14 +40,18 @@ class OpenAIBackend(Backend):
 
     def __init__(self, location: str, options: "OpenAIBackend.Options | None" = None) -> None:
         super().__init__()
-        if not location.startswith(("http://", "https://")):
-            raise VLMGuardError(f"openai backend needs a base URL such as http://127.0.0.1:8000/v1, got {location!r}")
+        self.precheck(location, options)
         self.options = options or self.Options()
         self.base_url = location.rstrip("/")
         self.spec = f"openai:{location}"
         self._model = self.options.model
         key = os.environ.get(self.options.api_key_env)
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    @classmethod
+    def precheck(cls, location: str, options: "OpenAIBackend.Options | None") -> None:
+        if not location.startswith(("http://", "https://")):
+            raise VLMGuardError(f"openai backend needs a base URL such as http://127.0.0.1:8000/v1, got {location!r}")
 
     # -- public ---------------------------------------------------------------------------------------
     @property

@@ -1,0 +1,74 @@
+"""Shared fixtures: the tiny models are built once per test run; the model server starts once per run."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    from vlmguard.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def example_png(tmp_path_factory) -> Path:
+    from vlmguard.examples import EXAMPLES
+
+    path = tmp_path_factory.mktemp("img") / "cat.png"
+    EXAMPLES[-1].image().save(path)
+    return path
+
+
+def start_server(args: list[str], timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
+    """Start ``vlmguard serve-model`` on a free loopback port; returns the process and its /v1 base URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "vlmguard", "serve-model", "--host", "127.0.0.1", "--port", "0",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    line = proc.stdout.readline()
+    if "serving" not in line:
+        proc.kill()
+        raise RuntimeError(f"server did not start: {line!r} {proc.stderr.read()[-2000:]}")
+    url = line.strip().split(" at ")[-1]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url.removesuffix("/v1") + "/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server never became healthy")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def target_server(tiny_models) -> str:
+    """The tiny target behind the project's OpenAI-compatible server: ``http://127.0.0.1:PORT/v1``."""
+    proc, url = start_server(["--model", f"hf:{tiny_models['target']}?batch_size=8", "--name", "tiny-target",
+                              "--batch-wait-ms", "20"])
+    yield url
+    stop_server(proc)
+
+
+def run_cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vlmguard", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **kw.pop("env", {})}, **kw)

@@ -1,0 +1,46 @@
+"""The project's OpenAI-compatible server, spoken to over real HTTP on 127.0.0.1."""
+import concurrent.futures as cf
+
+import httpx
+
+from vlmguard.chat import to_openai, user_chat
+from vlmguard.examples import EXAMPLES
+
+
+def _body(**kw):
+    return {"model": "tiny-target", "messages": to_openai(user_chat("What is this?", EXAMPLES[0].image())),
+            "max_tokens": 6, "temperature": 0, **kw}
+
+
+def test_models_and_completion(target_server):
+    assert httpx.get(f"{target_server}/models").json()["data"][0]["id"] == "tiny-target"
+    r = httpx.post(f"{target_server}/chat/completions", json=_body(n=2), timeout=60).json()
+    assert r["object"] == "chat.completion" and len(r["choices"]) == 2
+    assert r["choices"][0]["message"]["content"] == r["choices"][1]["message"]["content"]  # greedy
+
+
+def test_bad_requests_get_openai_errors(target_server):
+    post = lambda body: httpx.post(f"{target_server}/chat/completions", json=body, timeout=60)  # noqa: E731
+    r = post(_body(model="other"))
+    assert r.status_code == 404 and "serves 'tiny-target'" in r.json()["error"]["message"]
+    r = post(_body(stream=True))
+    assert r.status_code == 400 and "streaming" in r.json()["error"]["message"]
+    r = post(_body(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}]}]))
+    assert r.status_code == 400 and "messages[0].content[0]" in r.json()["error"]["message"]
+    r = post(_body(messages=[]))
+    assert r.status_code == 400
+    r = httpx.post(f"{target_server}/chat/completions", content=b"{not json", timeout=60)
+    assert r.status_code == 400
+
+
+def test_concurrent_requests_are_batched(target_server):
+    health = target_server.removesuffix("/v1") + "/health"
+    before = httpx.get(health).json()
+    with cf.ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda i: httpx.post(f"{target_server}/chat/completions",
+                                                  json=_body(max_tokens=4 + i % 2), timeout=60), range(8)))
+    assert all(o.status_code == 200 for o in outs)
+    after = httpx.get(health).json()
+    generations, batches = after["generations"] - before["generations"], after["batches"] - before["batches"]
+    assert generations == 8 and batches < 8  # two sampling settings, so at least two batches
