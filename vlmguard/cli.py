@@ -77,6 +77,16 @@ def cmd_chat(args: argparse.Namespace) -> None:
     _print_result(guard.ask(args.text, image), args, with_answer=True)
 
 
+def cmd_synth(args: argparse.Namespace) -> None:
+    from .config import parse_config
+    from .synth import SynthConfig, Synthesizer
+
+    (config,) = parse_config([SynthConfig], args.args, "vlmguard synth")
+    summary = Synthesizer(config).run()
+    print(json.dumps(summary, indent=2))
+    print(f"dataset: {Path(config.out) / 'dataset'}   records: {Path(config.out) / 'records.jsonl'}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -117,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--json", action="store_true", help="print one JSON object")
         s.set_defaults(func=func)
 
+    s = sub.add_parser("synth", help="synthesise SFT data with the three-stage reasoning pipeline", add_help=False,
+                       description="vlmguard synth --config configs/synth/tiny.yaml [--key value ...]")
+    s.set_defaults(func=cmd_synth, passthrough=True)
+
     s = sub.add_parser("demo", help="build tiny models and guard the built-in example images")
     s.add_argument("--models", default="tiny-models", help="where the tiny models live (built if missing)")
     s.add_argument("--seed", type=int, default=0)
@@ -125,7 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "passthrough", False):  # config-driven commands parse their own --config and flags
+        args.args = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     from .errors import VLMGuardError
 
     try:

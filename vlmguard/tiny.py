@@ -116,7 +116,8 @@ def build_model(tokenizer, seed: int):
 
 
 def build_tiny(out: str | Path, seed: int = 0, roles: tuple[str, ...] = ROLES) -> dict[str, Path]:
-    """Write one tiny model per role under ``out`` (seeds ``seed``, ``seed+1``…); returns role → directory."""
+    """Write one tiny model per role under ``out`` (seeds ``seed``, ``seed+1``…) and 64 example samples in the
+    record schema under ``out/data/samples.jsonl``; returns role → directory (and ``samples`` → file)."""
     out = Path(out)
     tokenizer = build_tokenizer()
     processor = build_processor(tokenizer)
@@ -127,4 +128,7 @@ def build_tiny(out: str | Path, seed: int = 0, roles: tuple[str, ...] = ROLES) -
         build_model(tokenizer, seed + k).save_pretrained(path)
         processor.save_pretrained(path)
         paths[role] = path
+    from .examples import write_sample_file
+
+    paths["samples"] = write_sample_file(out / "data" / "samples.jsonl", n=64, seed=seed)
     return paths
