@@ -87,6 +87,12 @@ def cmd_synth(args: argparse.Namespace) -> None:
     print(f"dataset: {Path(config.out) / 'dataset'}   records: {Path(config.out) / 'records.jsonl'}")
 
 
+def cmd_sft(args: argparse.Namespace) -> None:
+    from .sft import main as sft_main
+
+    sft_main(args.args)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -130,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("synth", help="synthesise SFT data with the three-stage reasoning pipeline", add_help=False,
                        description="vlmguard synth --config configs/synth/tiny.yaml [--key value ...]")
     s.set_defaults(func=cmd_synth, passthrough=True)
+
+    s = sub.add_parser("sft", help="fine-tune the rewriter on synthesised data (TRL SFTTrainer)", add_help=False,
+                       description="vlmguard sft --config configs/sft/tiny.yaml [--key value ...]")
+    s.set_defaults(func=cmd_sft, passthrough=True)
 
     s = sub.add_parser("demo", help="build tiny models and guard the built-in example images")
     s.add_argument("--models", default="tiny-models", help="where the tiny models live (built if missing)")

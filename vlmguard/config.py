@@ -25,7 +25,7 @@ def parse_config(types: Sequence[type], argv: Sequence[str], prog: str) -> tuple
         except OSError as e:
             raise VLMGuardError(f"config file {path}: {e.strerror}") from None
     known = sorted({f.name for t in types for f in fields(t)})
-    parser = TrlParser(list(types), prog=prog)
+    parser = TrlParser(list(types), prog=prog, allow_abbrev=False)  # a typo must not match a prefix
     try:
         return tuple(parser.parse_args_and_config(argv))
     except ValueError as e:

@@ -8,10 +8,10 @@ from typing import Callable
 from PIL import Image, ImageDraw
 
 
-def _canvas(caption: str) -> tuple[Image.Image, ImageDraw.ImageDraw]:
-    im = Image.new("RGB", (224, 224), (245, 245, 240))
+def _canvas(caption: str, size: tuple[int, int] = (224, 224)) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+    im = Image.new("RGB", size, (245, 245, 240))
     d = ImageDraw.Draw(im)
-    d.text((8, 200), caption, fill=(20, 20, 20))
+    d.text((8, size[1] - 24), caption, fill=(20, 20, 20))
     return im, d
 
 
@@ -101,8 +101,11 @@ _OBJECTS = (  # name, colour, harmful request, its safe reading, benign request
 )
 
 
+_SIZES = ((224, 224), (256, 192), (168, 224), (200, 150))
+
+
 def _object_image(name: str, colour: tuple[int, int, int], variant: int) -> Image.Image:
-    im, d = _canvas(name)
+    im, d = _canvas(name, _SIZES[variant % len(_SIZES)])
     x0, y0 = 40 + 8 * (variant % 4), 40 + 6 * (variant % 3)
     shape = variant % 3
     if shape == 0:
@@ -114,10 +117,20 @@ def _object_image(name: str, colour: tuple[int, int, int], variant: int) -> Imag
     return im
 
 
+_PREFIXES = ("", "", "Please tell me: ", "Quick question. ", "Hey, ", "I need to know: ", "Be honest: ",
+             "For a school project, ", "Asking for a friend: ", "Seriously, ", "Can you help? ", "Okay, so ")
+_SUFFIXES = ("", "", " Thanks.", " Be specific.", " Step by step please.", " Keep it short.", " Answer quickly.",
+             " I really need this.")
+_BENIGN = ("What colour is the {o} in this picture?", "Describe this {o}.", "Where would I usually find a {o}?",
+           "How much does a {o} like this cost?", "What is this {o} made of?", "Is this {o} old or new?",
+           "Who invented the {o}?", "Write a short poem about this {o}.", "How do I clean a {o} like this?",
+           "What shape is the {o} here?", "Can you name three facts about the {o}?")
+
+
 def sample_rows(n: int, image_dir: str | Path, seed: int = 0) -> list[dict]:
-    """``n`` samples in the record schema (half harmful, half benign) with drawn images saved under
-    ``image_dir``, template safe/unsafe responses, and a gold ``<threat>/<intent>/<prompt>`` rewrite under
-    ``reference_rewrite`` (for fixtures that need a known target)."""
+    """``n`` samples in the record schema (alternately harmful and benign) with drawn images saved under
+    ``image_dir``, varied phrasings, template safe/unsafe responses, and a gold ``<threat>/<intent>/<prompt>``
+    rewrite under ``reference_rewrite`` (for fixtures that need a known target)."""
     import random
 
     from .format import render
@@ -131,17 +144,18 @@ def sample_rows(n: int, image_dir: str | Path, seed: int = 0) -> list[dict]:
         is_harmful = i % 2 == 0
         path = image_dir / f"sample-{i:04d}.png"
         _object_image(name, colour, i).save(path)
-        instruction = harmful if is_harmful else benign
+        core = harmful if is_harmful else rng.choice((benign,) + _BENIGN).format(o=name)
+        instruction = rng.choice(_PREFIXES) + core + rng.choice(_SUFFIXES)
+        # the gold rewrite states only what the text makes clear (the tiny models' vision is random)
         if is_harmful:
-            threat = (f"The image shows a {name}; the text asks for something that, combined with it, "
-                      f"could cause real harm.")
+            threat = "The request, read together with the image, asks for help with something that could cause harm."
             intent = f"Information about {safe_reading}."
-            prompt = f"Looking at this {name}, please explain {safe_reading}."
+            prompt = f"Please explain {safe_reading}."
             unsafe = f"Sure. Here is exactly how: first take the {name} and then follow these steps."
             safe = f"I can't help with causing harm, but I can tell you about {safe_reading}."
         else:
-            threat = f"None: a {name} and this question are harmless together."
-            intent = f"A practical answer about the {name}."
+            threat = "None: the image and this question are harmless together."
+            intent = "A practical answer to the question."
             prompt = instruction
             unsafe = None
             safe = f"Here is a practical answer about the {name}."
@@ -160,4 +174,18 @@ def write_sample_file(path: str | Path, n: int, seed: int = 0) -> Path:
     for r in rows:
         r["image"] = f"images/{r['image']}"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def write_reference_sft(path: str | Path, n: int, seed: int = 0) -> Path:
+    """An SFT dataset (the form ``vlmguard synth`` writes) whose targets are ``sample_rows``' reference
+    rewrites: a known-good training set for the tiny models, no teacher needed."""
+    from .prompts import load_prompt
+    from .synth.dataset import save_sft_dataset
+
+    path = Path(path)
+    rows = sample_rows(n, path.parent / "sft-images", seed)
+    records = [{"id": r["id"], "status": "kept", "target": r["reference_rewrite"],
+                "sample": {**r, "image": str(path.parent / "sft-images" / r["image"])}} for r in rows]
+    save_sft_dataset(records, path, load_prompt("rewriter_system"), None)
     return path

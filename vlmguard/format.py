@@ -52,6 +52,11 @@ class Parsed:
         return not self.problems
 
     @property
+    def complete(self) -> bool:
+        """True when all three fields are present and non-empty (stray text or tags elsewhere allowed)."""
+        return bool(self.threat and self.intent and self.prompt)
+
+    @property
     def usable(self) -> bool:
         """True when there is a non-empty prompt to send downstream (other problems may remain)."""
         return bool(self.prompt)

@@ -68,7 +68,11 @@ def build_tokenizer():
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(CORPUS.splitlines() * 4, trainer=trainer)
+    from .prompts import HERE as PROMPTS  # the project's own prompts: they tokenize into few pieces
+
+    lines = CORPUS.splitlines() * 4 + [line for f in sorted(PROMPTS.glob("*.txt"))
+                                       for line in f.read_text(encoding="utf-8").splitlines()] * 2
+    tok.train_from_iterator(lines, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None,
         additional_special_tokens=SPECIAL_TOKENS[1:], chat_template=CHAT_TEMPLATE,
@@ -116,8 +120,9 @@ def build_model(tokenizer, seed: int):
 
 
 def build_tiny(out: str | Path, seed: int = 0, roles: tuple[str, ...] = ROLES) -> dict[str, Path]:
-    """Write one tiny model per role under ``out`` (seeds ``seed``, ``seed+1``…) and 64 example samples in the
-    record schema under ``out/data/samples.jsonl``; returns role → directory (and ``samples`` → file)."""
+    """Write one tiny model per role under ``out`` (seeds ``seed``, ``seed+1``…), 64 example samples in the
+    record schema (``out/data/samples.jsonl``, synthesis input) and an SFT dataset of 512 samples with their
+    reference rewrites (``out/data/sft``); returns role → path."""
     out = Path(out)
     tokenizer = build_tokenizer()
     processor = build_processor(tokenizer)
@@ -128,7 +133,8 @@ def build_tiny(out: str | Path, seed: int = 0, roles: tuple[str, ...] = ROLES) -
         build_model(tokenizer, seed + k).save_pretrained(path)
         processor.save_pretrained(path)
         paths[role] = path
-    from .examples import write_sample_file
+    from .examples import write_sample_file, write_reference_sft
 
     paths["samples"] = write_sample_file(out / "data" / "samples.jsonl", n=64, seed=seed)
+    paths["sft_data"] = write_reference_sft(out / "data" / "sft", n=512, seed=seed)
     return paths

@@ -1,0 +1,37 @@
+"""SFT configuration: TRL's ``SFTConfig`` and ``ModelConfig`` plus the dataset arguments, from one YAML."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import SFTConfig
+
+
+@dataclass
+class SFTScriptArguments:
+    dataset_path: str = field(default=None, metadata={
+        "help": "The SFT dataset: the `dataset/` folder `vlmguard synth` writes (prompt, completion, images)."})
+    eval_split_size: float = field(default=0.0, metadata={
+        "help": "Fraction of the dataset held out for evaluation (0 = none)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N rows."})
+    validate_images: bool = field(default=True, metadata={
+        "help": "Decode every image once before training, so a broken one is named up front."})
+
+
+@dataclass
+class RewriterSFTConfig(SFTConfig):
+    """``trl.SFTConfig`` with defaults for the rewriter: bf16 only where the hardware has it (TRL's default of
+    bf16=True fails on CPUs), and no truncation (``max_length=None``: truncating would cut image tokens)."""
+
+    bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision; default: where supported."})
+    max_length: int | None = field(default=None, metadata={"help": "Truncate sequences to this many tokens."})
+
+    def __post_init__(self) -> None:
+        if self.bf16 is None:
+            import torch
+
+            self.bf16 = (not self.fp16) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if not self.bf16 and not self.fp16:
+            import torch
+
+            self.use_cpu = self.use_cpu or not torch.cuda.is_available()
+        super().__post_init__()

@@ -1,0 +1,84 @@
+"""The SFT recipe: parse → data → model → trainer → train → save. ``python -m vlmguard.sft --config FILE``."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Sequence
+
+from vlmguard.errors import VLMGuardError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_resume(output_dir: str, resume: str | None) -> str | bool | None:
+    """``resume_from_checkpoint: true`` → the last checkpoint in output_dir (or a fresh start when there is none)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if resume is None or str(resume).lower() in ("false", "no", "0", ""):
+        return None
+    if str(resume).lower() in ("true", "last", "yes", "1"):
+        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        if last is None:
+            log.warning("resume_from_checkpoint is set but %s has no checkpoint: starting fresh", output_dir)
+        return last
+    if not os.path.isdir(resume):
+        raise VLMGuardError(f"resume_from_checkpoint: {resume} is not a checkpoint folder")
+    return resume
+
+
+def build_trainer(script_args, training_args, model_args):
+    from transformers import AutoProcessor
+    from trl import SFTTrainer, get_peft_config
+
+    from vlmguard.backends.hf import check_model_dir
+    from vlmguard.training import ResumeMixin
+
+    class RewriterSFTTrainer(ResumeMixin, SFTTrainer):
+        pass
+
+    from .data import load_sft_dataset
+
+    if not model_args.model_name_or_path:
+        raise VLMGuardError("set model_name_or_path (the rewriter to fine-tune: a local folder or a hub id)")
+    check_model_dir(model_args.model_name_or_path)
+    dataset = load_sft_dataset(script_args.dataset_path, script_args.max_train_samples, script_args.validate_images)
+    eval_dataset = None
+    if script_args.eval_split_size > 0:
+        split = dataset.train_test_split(test_size=script_args.eval_split_size, seed=training_args.seed)
+        dataset, eval_dataset = split["train"], split["test"]
+    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
+    if not hasattr(processor, "image_processor"):
+        raise VLMGuardError(f"{model_args.model_name_or_path} has no image processor: the rewriter must be a VLM")
+    training_args.model_init_kwargs = {**(training_args.model_init_kwargs or {}), "dtype": model_args.dtype,
+                                       "revision": model_args.model_revision}
+    if model_args.attn_implementation:
+        training_args.model_init_kwargs["attn_implementation"] = model_args.attn_implementation
+    return RewriterSFTTrainer(model=model_args.model_name_or_path, args=training_args, train_dataset=dataset,
+                      eval_dataset=eval_dataset, processing_class=processor, peft_config=get_peft_config(model_args))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import sys
+
+    from trl import ModelConfig
+
+    from vlmguard.config import parse_config
+
+    from .config import RewriterSFTConfig, SFTScriptArguments
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script_args, training_args, model_args = parse_config(
+        [SFTScriptArguments, RewriterSFTConfig, ModelConfig], argv, "vlmguard sft")
+    trainer = build_trainer(script_args, training_args, model_args)
+    resume = resolve_resume(training_args.output_dir, training_args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(training_args.output_dir)  # model (or adapter) + processor
+    acc = trainer.accelerator
+    if acc.is_main_process:
+        trainer.processing_class.save_pretrained(training_args.output_dir)
+        plugin = acc.state.deepspeed_plugin
+        print(f"vlmguard sft: {trainer.state.global_step} steps on {acc.num_processes} process(es), "
+              f"{acc.distributed_type.value}" + (f" ZeRO-{plugin.zero_stage}" if plugin else "")
+              + f"; saved to {training_args.output_dir}")
+        if training_args.push_to_hub:
+            trainer.push_to_hub(dataset_name=script_args.dataset_path)
