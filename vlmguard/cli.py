@@ -96,7 +96,7 @@ def cmd_sft(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    run_demo(Path(args.models), args.seed)
+    run_demo(Path(args.models), args.seed, train=not args.no_train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,9 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="vlmguard sft --config configs/sft/tiny.yaml [--key value ...]")
     s.set_defaults(func=cmd_sft, passthrough=True)
 
-    s = sub.add_parser("demo", help="build tiny models and guard the built-in example images")
+    s = sub.add_parser("demo", help="build tiny models, SFT the rewriter, guard example images")
     s.add_argument("--models", default="tiny-models", help="where the tiny models live (built if missing)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-train", action="store_true", help="skip the SFT step (the untrained rewriter only)")
     s.set_defaults(func=cmd_demo)
     return p
 
