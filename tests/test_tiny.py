@@ -12,11 +12,12 @@ def _digest(path):
 
 def test_deterministic_and_distinct_roles(tiny_models, tmp_path):
     again = build_tiny(tmp_path, seed=0)
-    assert set(again) == set(ROLES)
+    assert set(again) == set(ROLES) | {"samples", "sft_data"}
     for role in ROLES:
         assert _digest(again[role]) == _digest(tiny_models[role])
         assert (again[role] / "tokenizer.json").read_text() == (tiny_models[role] / "tokenizer.json").read_text()
-    assert len({_digest(p) for p in tiny_models.values()}) == 3
+    assert len({_digest(tiny_models[r]) for r in ROLES}) == 3
+    assert (again["samples"].read_text() == tiny_models["samples"].read_text())
     assert _digest(build_tiny(tmp_path / "s1", seed=1, roles=("rewriter",))["rewriter"]) != _digest(again["rewriter"])
 
 
