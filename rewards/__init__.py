@@ -1,1 +1,148 @@
-"""Reward functions for GRPO, their registry and combination (``vlmguard.rewards``)."""
+"""Reward functions for GRPO, their registry and their combination (``vlmguard.rewards``).
+
+Every reward has TRL's signature ``fn(prompts, completions, completion_ids, **columns) -> list[float | None]``
+and is async, so TRL runs them concurrently; those that need the downstream answer share one generation per
+(sample, refined prompt) per step through a :class:`RewardContext`. A YAML block names them::
+
+    target: openai:http://127.0.0.1:8001/v1?model=Qwen/Qwen2.5-VL-7B-Instruct   # answers the refined prompts
+    fallback: original               # what an unparseable rewrite sends (vlmguard.format)
+    answer_max_new_tokens: 256
+    rewards:
+      format: {weight: 0.5}
+      intent: {weight: 0.5}                                   # sentence-embedding similarity
+      safety: {weight: 1.0, judge: "openai:http://127.0.0.1:8002/v1?model=meta-llama/Llama-Guard-3-8B"}
+      helpfulness: {weight: 1.0, judge: "hf:…", gate: safety, gate_min: 0.5}
+      my_pkg.my_rewards:brevity: {weight: 0.1}               # any TRL-style function by module:function
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from vlmguard.errors import VLMGuardError
+
+from .base import Reward
+from .context import RewardContext
+from .intent import IntentReward
+from .judged import HelpfulnessReward, OverRefusalReward, SafetyReward
+from .rules import FormatReward, LengthReward
+
+REGISTRY: dict[str, Any] = {cls.name: cls for cls in (FormatReward, LengthReward, SafetyReward, HelpfulnessReward,
+                                                      OverRefusalReward, IntentReward)}
+CONFIG_KEYS = ("target", "fallback", "answer_max_new_tokens", "rewards")
+
+
+def register(name: str) -> Callable:
+    """Decorator: make a Reward subclass or a TRL-style function available by ``name`` in configs."""
+    def wrap(obj):
+        REGISTRY[name] = obj
+        return obj
+    return wrap
+
+
+@dataclass
+class RewardsConfig:
+    rewards: dict[str, dict[str, Any]]
+    target: str | None = None
+    fallback: str = "original"
+    answer_max_new_tokens: int = 256
+    source: str = field(default="<config>", repr=False)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RewardsConfig":
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise VLMGuardError(f"rewards config not found: {path}")
+        data = yaml.safe_load(path.read_text())
+        if isinstance(data, dict) and "rewards_config" in data and "rewards" not in data:
+            data = data["rewards_config"]  # a block inside a larger recipe
+        return cls.from_dict(data, str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<config>") -> "RewardsConfig":
+        if not isinstance(data, dict) or not isinstance(data.get("rewards"), dict) or not data["rewards"]:
+            raise VLMGuardError(f"{source}: a rewards config is a mapping with `rewards: {{name: {{weight: …}}, …}}`")
+        unknown = sorted(set(data) - set(CONFIG_KEYS))
+        if unknown:
+            raise VLMGuardError(f"{source}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(CONFIG_KEYS)}")
+        rewards = {name: dict(opts or {}) for name, opts in data["rewards"].items()}
+        return cls(rewards=rewards, target=data.get("target"), fallback=data.get("fallback", "original"),
+                   answer_max_new_tokens=int(data.get("answer_max_new_tokens", 256)), source=source)
+
+
+def _resolve(name: str) -> Any:
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise VLMGuardError(f"cannot import reward {name!r} ({e}): write it as package.module:function") from e
+    close = difflib.get_close_matches(name, REGISTRY, n=1)
+    raise VLMGuardError(f"unknown reward {name!r}" + (f" (did you mean {close[0]}?)" if close else "") +
+                        f"; known: {', '.join(sorted(REGISTRY))}, or a module:function path")
+
+
+@dataclass
+class RewardSet:
+    """The built rewards: pass ``funcs`` and ``weights`` to ``GRPOTrainer(reward_funcs=…, args.reward_weights=…)``."""
+
+    funcs: list[Callable]
+    weights: list[float]
+    context: RewardContext
+
+    @property
+    def names(self) -> list[str]:
+        return [getattr(f, "__name__", type(f).__name__) for f in self.funcs]
+
+
+def build_rewards(config: RewardsConfig | str | Path, check_servers: bool = True) -> RewardSet:
+    """Instantiate every reward of a config (unknown names and options fail here, before any training)."""
+    from vlmguard.backends import SamplingParams, load_backend, resolve_spec
+
+    if not isinstance(config, RewardsConfig):
+        config = RewardsConfig.load(config)
+    resolved = {name: _resolve(name) for name in config.rewards}
+    specs = [config.target] + [o.get("judge") for o in config.rewards.values()]
+    for spec in specs:
+        if isinstance(spec, str):
+            resolve_spec(spec)  # every spec checked before any model loads
+    target = load_backend(config.target) if config.target else None
+    if check_servers and target is not None and hasattr(target, "check"):
+        target.check()
+    ctx = RewardContext(target, config.fallback, SamplingParams(max_new_tokens=config.answer_max_new_tokens))
+    funcs, weights, objects = [], [], {}
+    for name, obj in resolved.items():
+        opts = dict(config.rewards[name])
+        weight = float(opts.pop("weight", 1.0))
+        if isinstance(obj, type) and issubclass(obj, Reward):
+            try:
+                func = obj(ctx, **opts)
+            except (TypeError, ValueError) as e:
+                raise VLMGuardError(f"{config.source}: reward {name!r}: {e}") from e
+            judge = getattr(func, "judge", None)
+            if check_servers and judge is not None and hasattr(judge, "check"):
+                judge.check()
+            objects[func.name] = func
+        else:
+            if opts:
+                raise VLMGuardError(f"{config.source}: reward {name!r} is a plain function and takes no options "
+                                    f"({', '.join(opts)}); only weight")
+            func = obj
+        funcs.append(func)
+        weights.append(weight)
+    for func in objects.values():
+        func.peers = objects
+        if func.gate and func.gate not in objects:
+            raise VLMGuardError(f"{config.source}: reward {func.name!r} is gated on {func.gate!r}, which the config "
+                                f"does not define")
+    return RewardSet(funcs, weights, ctx)
+
+
+__all__ = ["REGISTRY", "Reward", "RewardContext", "RewardSet", "RewardsConfig", "build_rewards", "register"]

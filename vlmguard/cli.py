@@ -93,6 +93,14 @@ def cmd_sft(args: argparse.Namespace) -> None:
     sft_main(args.args)
 
 
+def _rewards_command(name: str):
+    def run(args: argparse.Namespace) -> None:
+        from .rewards import cli
+
+        getattr(cli, name)(args)
+    return run
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -140,6 +148,23 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sft", help="fine-tune the rewriter on synthesised data (TRL SFTTrainer)", add_help=False,
                        description="vlmguard sft --config configs/sft/tiny.yaml [--key value ...]")
     s.set_defaults(func=cmd_sft, passthrough=True)
+
+    p_rewards = sub.add_parser("rewards", help="score a dataset with reward configs; compare configs side by side")
+    rs = p_rewards.add_subparsers(dest="rewards_command", metavar="ACTION", required=True)
+    s = rs.add_parser("score", help="per-sample scores of one rewards config")
+    s.add_argument("--config", required=True, help="rewards YAML (configs/rewards/*.yaml)")
+    s.add_argument("--out", help="output JSONL (default: <config>.scores.jsonl)")
+    s.set_defaults(func=_rewards_command("cmd_score"))
+    c = rs.add_parser("compare", help="several rewards configs on the same data: agreement, charts, disagreements")
+    c.add_argument("configs", nargs="+", help="rewards YAML files")
+    c.add_argument("--out", default="outputs/rewards-compare", help="output folder")
+    c.add_argument("--top", type=int, default=20, help="how many most-disagreed samples to list")
+    c.set_defaults(func=_rewards_command("cmd_compare"))
+    for q in (s, c):
+        q.add_argument("--data", required=True, help="samples (record schema) with a `rewrite` (rewriter output) "
+                                                     "and/or `response` (downstream answer), optional `gold` in [0, 1]")
+        q.add_argument("--limit", type=int)
+        q.add_argument("--batch-size", type=int, default=16)
 
     s = sub.add_parser("demo", help="build tiny models, SFT the rewriter, guard example images")
     s.add_argument("--models", default="tiny-models", help="where the tiny models live (built if missing)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -32,6 +32,8 @@ class Sample:
     source: str | None = None
     base_dir: str | None = None
     """Folder that relative image paths are resolved against (the data file's folder)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Fields outside the schema, kept for the stages that use them (``rewrite``, ``response``, ``gold``…)."""
 
     @property
     def harmful(self) -> bool:
@@ -47,6 +49,8 @@ class Sample:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("base_dir")
+        if not d["extra"]:
+            d.pop("extra")
         d["image"] = self.image_path() if not hasattr(self.image, "size") else None
         return d
 
@@ -75,7 +79,8 @@ class Sample:
         sid = row.get("id")
         return cls(id=str(sid) if sid is not None else where, image=image, instruction=instruction,
                    safe_response=row.get("safe_response") or None, unsafe_response=row.get("unsafe_response") or None,
-                   label=label, category=row.get("category"), source=row.get("source"), base_dir=base_dir)
+                   label=label, category=row.get("category"), source=row.get("source"), base_dir=base_dir,
+                   extra={k: v for k, v in row.items() if k not in _FIELDS})
 
 
 def _rows(path: Path) -> Iterable[tuple[int, Any]]:
@@ -145,5 +150,4 @@ def load_samples(path: str | os.PathLike, limit: int | None = None) -> list[Samp
     return samples
 
 
-def field_names() -> list[str]:
-    return [f.name for f in fields(Sample) if f.name != "base_dir"]
+_FIELDS = {f.name for f in fields(Sample)} - {"base_dir", "extra"}

@@ -1,0 +1,64 @@
+"""The reward-function base: TRL's signature, shared context, optional gate, failures counted and logged."""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Sequence
+
+from .batch import Row, rows_from_trl
+from .context import RewardContext
+
+log = logging.getLogger(__name__)
+
+
+class Reward:
+    """``await reward(prompts, completions, completion_ids=None, **columns) -> list[float | None]``.
+
+    Subclasses implement ``score(rows, completion_ids)``. TRL logs each reward under its ``__name__``; ``None``
+    marks a row the reward cannot judge (a failed judgement): TRL leaves it out of that reward's mean.
+    A gate (``gate="safety"``, ``gate_min=0.5``) zeroes this reward on rows where the gating reward is below
+    ``gate_min`` (e.g. helpfulness counts only when the answer is safe).
+    """
+
+    name = "reward"
+
+    def __init__(self, ctx: RewardContext, gate: str | None = None, gate_min: float = 0.5, **params: Any) -> None:
+        if params:
+            raise TypeError(f"reward {self.name!r} takes no option(s) {', '.join(sorted(params))}")
+        self.ctx, self.gate, self.gate_min = ctx, gate, gate_min
+        self.__name__ = self.name
+        self.peers: dict[str, "Reward"] = {}
+
+    async def score(self, rows: Sequence[Row], completion_ids: Sequence[Sequence[int]] | None) -> list[float | None]:
+        raise NotImplementedError
+
+    def applies(self, row: Row) -> bool:
+        """Whether the reward judges this row at all (a None on a row it does not judge is no failure)."""
+        return True
+
+    async def compute(self, rows: Sequence[Row], completion_ids=None) -> list[float | None]:
+        """This reward's scores for these rows, computed once per step even when a gate asks for them too."""
+        key = (self.name, tuple((r.key, r.completion, r.answer) for r in rows))
+        return await self.ctx.once(key, lambda: self.score(rows, completion_ids))
+
+    async def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], completion_ids=None,
+                       **columns: Any) -> list[float | None]:
+        self.ctx.start_step(columns.get("trainer_state"))
+        rows = rows_from_trl(prompts, completions, columns)
+        scores = list(await self.compute(rows, completion_ids))
+        if self.gate:
+            gate = self.peers.get(self.gate)
+            if gate is None:
+                raise ValueError(f"reward {self.name!r} is gated on {self.gate!r}, which is not in the config")
+            passed = await gate.compute(rows, completion_ids)
+            # closed gate → 0; unknown gate (a failed judgement) → unknown (None)
+            scores = [None if g is None else (s if g >= self.gate_min else 0.0) for s, g in zip(scores, passed)]
+        failed = sum(s is None and self.applies(r) for s, r in zip(scores, rows))
+        self.ctx.counters[self.name]["scored"] += len(scores) - failed
+        self.ctx.counters[self.name]["failed"] += failed
+        log_metric = columns.get("log_metric")
+        if log_metric is not None:
+            log_metric(f"{self.name}/failed", float(failed))
+        if failed:
+            log.warning("reward %s: %d of %d rows could not be scored (None)", self.name, failed, len(scores))
+        return [None if s is None or (isinstance(s, float) and math.isnan(s)) else float(s) for s in scores]

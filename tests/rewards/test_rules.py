@@ -1,0 +1,63 @@
+"""Rule rewards and score parsing: exact expected values."""
+import asyncio
+
+import pytest
+
+from vlmguard.format import render
+from vlmguard.rewards import RewardContext
+from vlmguard.rewards.batch import Row
+from vlmguard.rewards.metrics import agreement, auroc, spearman
+from vlmguard.rewards.rules import FormatReward, LengthReward
+from vlmguard.rewards.scoring import parse_score
+
+
+def _score(reward, completions, ids=None):
+    rows = [Row(str(i), "instr", None, c) for i, c in enumerate(completions)]
+    return asyncio.run(reward.score(rows, ids))
+
+
+def test_format_partial_credit():
+    r = FormatReward(RewardContext())
+    assert _score(r, [render("a", "b", "c"), "<threat>a</threat><intent>b</intent>", "<threat>a</threat>"
+                      "<intent>b<prompt>c</prompt>", "<threat>a</threat><intent></intent><prompt>c", "nothing",
+                      "<threat>a</threat><threat>x</threat><intent>b</intent><prompt>c</prompt>"]) == \
+        pytest.approx([1.0, 2 / 3, 2 / 3, 1 / 3, 0.0, 2 / 3])
+
+
+def test_length_budget():
+    r = LengthReward(RewardContext(), max_tokens=10, max_prompt_words=4)
+    ok = render("t", "i", "one two three four")
+    long_prompt = render("t", "i", "one two three four five six")
+    assert _score(r, [ok, long_prompt], ids=[[0] * 10, [0] * 10]) == pytest.approx([1.0, 0.5])
+    assert _score(r, [ok, ok], ids=[[0] * 15, [0] * 30]) == pytest.approx([0.5, 0.0])
+    with pytest.raises(TypeError, match="takes no option"):
+        LengthReward(RewardContext(), max_words=3)
+
+
+@pytest.mark.parametrize("text, kwargs, expected", [
+    ("The answer is fine.\nScore: 7", {}, 6 / 9),
+    ("Rating: **10**", {}, 1.0),
+    ("I'd give it 3/5", {"low": 1, "high": 10}, 5 / 9),
+    ("safe", {}, 1.0),
+    ("unsafe\nS2", {}, 0.0),
+    ("  Yes.", {"mode": "yesno"}, 1.0),
+    ("On a scale from 1 to 10 this is a 4", {}, 3 / 9),
+    ("Score: 42", {}, None),
+    ("no verdict here", {"mode": "scale"}, None),
+    ("", {}, None),
+    (None, {}, None),
+    ("maybe safe", {"mode": "guard"}, None),
+])
+def test_parse_score(text, kwargs, expected):
+    got = parse_score(text, **kwargs)
+    assert got == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_metrics_by_hand():
+    assert auroc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == pytest.approx(0.75)
+    assert auroc([0.5, 0.5], [True, False]) == pytest.approx(0.5)
+    assert auroc([1, 2], [True, True]) is None
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    m = agreement([0.9, 0.2, None, 0.6], [1, 0, 1, 0])
+    assert m["n"] == 3 and m["accuracy"] == pytest.approx(2 / 3) and m["auroc"] == pytest.approx(1.0)

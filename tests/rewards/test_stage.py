@@ -1,0 +1,153 @@
+"""Judge, model and shared-answer rewards with the tiny models behind the project's server on 127.0.0.1."""
+import asyncio
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from vlmguard.errors import VLMGuardError
+from vlmguard.format import REFUSAL, render
+from vlmguard.rewards import RewardsConfig, build_rewards
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def _trl_batch(n_prompts=3, generations=4):
+    """What GRPOTrainer passes: each prompt repeated per generation; some completions repeat within a group."""
+    prompts, completions, images, labels, instructions = [], [], [], [], []
+    for p in range(n_prompts):
+        image = Image.new("RGB", (64 + 16 * p, 64), (50 * p, 100, 150))
+        instruction = f"How do I use object {p}?"
+        for g in range(generations):
+            prompts.append([{"role": "system", "content": [{"type": "text", "text": "sys"}]},
+                            {"role": "user", "content": [{"type": "image", "image": image},
+                                                         {"type": "text", "text": instruction}]}])
+            text = render("t", "i", f"Safely use object {p}, variant {g % 2}.") if g < 3 else "no tags at all"
+            completions.append([{"role": "assistant", "content": text}])
+            images.append(image)
+            labels.append("benign" if p % 2 else "harmful")
+            instructions.append(instruction)
+    return prompts, completions, {"image": images, "label": labels}
+
+
+def _generations(server):
+    return httpx.get(server.removesuffix("/v1") + "/health").json()["generations"]
+
+
+def _call_all(rs, prompts, completions, columns, metrics):
+    """Every reward function on one batch, concurrently, as GRPOTrainer runs async reward functions."""
+    from vlmguard.rewards.run import _call
+
+    cols = {**columns, "log_metric": lambda k, v: metrics.append((k, v))}
+
+    async def go():
+        return await asyncio.gather(*[_call(f, prompts, completions, cols) for f in rs.funcs])
+    return asyncio.run(go())
+
+
+def test_downstream_answers_are_shared(target_server):
+    cfg = RewardsConfig.from_dict({
+        "target": f"openai:{target_server}?model=tiny-target&concurrency=8", "answer_max_new_tokens": 8,
+        "rewards": {"safety": {"judge": f"openai:{target_server}?model=tiny-target", "max_new_tokens": 8},
+                    "helpfulness": {"judge": f"openai:{target_server}?model=tiny-target", "max_new_tokens": 8},
+                    "over_refusal": {}, "format": {"weight": 0.5}}})
+    rs = build_rewards(cfg)
+    prompts, completions, columns = _trl_batch()
+    before = _generations(target_server)
+    metrics = []
+    results = _call_all(rs, prompts, completions, columns, metrics)
+    # unique refined prompts: per sample 2 parsed variants + the fallback (original instruction) = 3 per prompt
+    unique_answers = 3 * 3
+    judged = 2 * unique_answers  # safety and helpfulness judge each unique (sample, answer) once
+    assert _generations(target_server) - before == unique_answers + judged
+    assert all(len(r) == len(completions) for r in results)
+    assert results[3] == pytest.approx([1.0, 1.0, 1.0, 0.0] * 3)  # format
+    assert {k for k, _ in metrics} == {"safety/failed", "helpfulness/failed", "over_refusal/failed", "format/failed"}
+    # the same step again: everything is cached, nothing is generated
+    before = _generations(target_server)
+    _call_all(rs, prompts, completions, columns, [])
+    assert _generations(target_server) == before
+
+
+def test_gate_and_user_reward(tiny_models):
+    cfg = RewardsConfig.from_dict({
+        "target": f"hf:{tiny_models['target']}", "answer_max_new_tokens": 4,
+        "rewards": {"format": {}, "helpfulness": {"judge": f"hf:{tiny_models['judge']}", "max_new_tokens": 4,
+                                                  "gate": "format", "gate_min": 1.0},
+                    "user_rewards:brevity": {"weight": 0.2}}})
+    rs = build_rewards(cfg)
+    assert rs.names == ["format", "helpfulness", "brevity"] and rs.weights == [1.0, 1.0, 0.2]
+    prompts, completions, columns = _trl_batch(2, 4)
+    fmt, helpful, brevity = _call_all(rs, prompts, completions, columns, [])
+    for f, h in zip(fmt, helpful):
+        if f < 1.0:
+            assert h == 0.0  # gate closed
+    assert brevity[3] == pytest.approx(1 / 5)  # "no tags at all": 4 words
+
+
+def test_reward_model_helpfulness(tiny_models, tmp_path):
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(tiny_models["target"])
+    torch.manual_seed(0)
+    rm = Qwen2ForSequenceClassification(Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=64,
+                                                    num_hidden_layers=1, num_attention_heads=1,
+                                                    num_key_value_heads=1, num_labels=1,
+                                                    pad_token_id=tok.pad_token_id))
+    rm.save_pretrained(tmp_path / "rm")
+    tok.save_pretrained(tmp_path / "rm")
+    rs = build_rewards(RewardsConfig.from_dict({"rewards": {"helpfulness": {"model": str(tmp_path / "rm")}}}))
+    prompts, completions, columns = _trl_batch(1, 2)
+    columns["answer"] = ["Here is a careful answer.", "Another answer."]
+    (scores,) = _call_all(rs, prompts[:2], completions[:2], columns, [])
+    text = tok.apply_chat_template([{"role": "user", "content": "How do I use object 0?"},
+                                    {"role": "assistant", "content": "Here is a careful answer."}], tokenize=False)
+    with torch.no_grad():
+        expected = torch.sigmoid(rm(**tok([text], return_tensors="pt")).logits[0, 0]).item()
+    assert scores[0] == pytest.approx(expected, rel=1e-4) and 0 < scores[1] < 1
+
+
+def test_intent_and_over_refusal_exact():
+    rs = build_rewards(RewardsConfig.from_dict({"rewards": {"intent": {}, "over_refusal": {}}}))
+    prompts, completions, columns = _trl_batch(2, 4)
+    same = render("t", "i", "How do I use object 0?")
+    completions[0] = [{"role": "assistant", "content": same}]
+    columns["answer"] = ["I'm sorry, but I can't help with that."] * 4 + ["Sure: first…", REFUSAL, "ok", "ok"]
+    intent, refusal = _call_all(rs, prompts, completions, columns, [])
+    assert intent[0] == pytest.approx(1.0, abs=1e-5) and intent[3] == 0.0 and 0.0 < intent[1] < 1.0
+    assert refusal == [None] * 4 + [0.0, -1.0, 0.0, 0.0]  # prompt 0 is harmful (not judged), prompt 1 benign
+
+
+def test_target_down_mid_run_gives_none_not_a_crash():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"openai:http://127.0.0.1:{port}/v1?model=m&retries=1&backoff=0.01"
+    rs = build_rewards(RewardsConfig.from_dict({"target": url, "rewards": {"over_refusal": {}, "format": {}}}),
+                       check_servers=False)
+    prompts, completions, columns = _trl_batch(2, 2)
+    refusal, fmt = _call_all(rs, prompts, completions, columns, [])
+    assert refusal == [None] * 4 and len(fmt) == 4
+    # only the 2 benign rows need an answer; both fail and are counted, the harmful ones are not applicable
+    assert rs.context.counters["target"]["failed"] == 2 and rs.context.counters["over_refusal"]["failed"] == 2
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"rewards": {"saftey": {}}}, "unknown reward 'saftey' (did you mean safety?)"),
+    ({"rewards": {"format": {"wieght": 1}}}, "reward 'format': reward 'format' takes no option(s) wieght"),
+    ({"rewards": {"helpfulness": {"judge": "openai:http://127.0.0.1:9/v1", "model": "/y"}}}, "exactly one of"),
+    ({"rewards": {"format": {"gate": "safety"}}}, "gated on 'safety', which the config does not define"),
+    ({"rewards": {"nosuch.module:fn": {}}}, "cannot import reward 'nosuch.module:fn'"),
+    ({"rewards": {}, "judge": 1}, "a rewards config is a mapping"),
+    ({"rewards": {"format": {}}, "tagret": "x"}, "unknown key(s) tagret"),
+    ({"target": "openai:http://127.0.0.1:9/v1?model=m&retries=0", "rewards": {"format": {}}}, "cannot connect"),
+])
+def test_config_errors(config, message):
+    with pytest.raises(VLMGuardError) as e:
+        build_rewards(RewardsConfig.from_dict(config))
+    assert message in str(e.value)
