@@ -23,6 +23,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/guard.py
+	HF_HUB_OFFLINE=1 $(PY) bench/rewards.py
 
 clean:
 	rm -rf $(VENV) tiny-models .pytest_cache
