@@ -21,6 +21,8 @@ class Reward:
     """
 
     name = "reward"
+    needs_answers = False
+    """True for rewards that score the downstream answer (they also log the answers' refusal rate)."""
 
     def __init__(self, ctx: RewardContext, gate: str | None = None, gate_min: float = 0.5, **params: Any) -> None:
         if params:
@@ -31,6 +33,24 @@ class Reward:
 
     async def score(self, rows: Sequence[Row], completion_ids: Sequence[Sequence[int]] | None) -> list[float | None]:
         raise NotImplementedError
+
+    async def _monitor(self, rows: Sequence[Row], log_metric) -> None:
+        """Once per batch, whichever reward gets here first: the rewrites' parse rate and, where answers exist,
+        the share of downstream answers that refuse."""
+        from vlmguard.format import parse
+        from vlmguard.refusal import is_refusal
+
+        sig = tuple((r.key, r.completion) for r in rows)
+
+        async def parse_rate() -> None:
+            log_metric("rewrite/parse_rate", sum(parse(r.completion).usable for r in rows) / max(1, len(rows)))
+        await self.ctx.once(("monitor:parse", sig), parse_rate)
+        if self.needs_answers:
+            async def refusal_rate() -> None:
+                answers = [a for a in await self.ctx.answers(rows) if a is not None]
+                if answers:
+                    log_metric("answer/refusal_rate", sum(is_refusal(a) for a in answers) / len(answers))
+            await self.ctx.once(("monitor:refusal", sig), refusal_rate)
 
     def applies(self, row: Row) -> bool:
         """Whether the reward judges this row at all (a None on a row it does not judge is no failure)."""
@@ -54,11 +74,12 @@ class Reward:
             # closed gate → 0; unknown gate (a failed judgement) → unknown (None)
             scores = [None if g is None else (s if g >= self.gate_min else 0.0) for s, g in zip(scores, passed)]
         failed = sum(s is None and self.applies(r) for s, r in zip(scores, rows))
-        self.ctx.counters[self.name]["scored"] += len(scores) - failed
+        self.ctx.counters[self.name]["scored"] += sum(s is not None for s in scores)
         self.ctx.counters[self.name]["failed"] += failed
         log_metric = columns.get("log_metric")
         if log_metric is not None:
             log_metric(f"{self.name}/failed", float(failed))
+            await self._monitor(rows, log_metric)
         if failed:
-            log.warning("reward %s: %d of %d rows could not be scored (None)", self.name, failed, len(scores))
+            log.info("reward %s: %d of %d rows could not be scored (None)", self.name, failed, len(scores))
         return [None if s is None or (isinstance(s, float) and math.isnan(s)) else float(s) for s in scores]

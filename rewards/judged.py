@@ -19,6 +19,7 @@ class JudgeReward(Reward):
     template and gives a verdict; ``parse_score`` maps it to [0, 1]. An unreadable verdict is None."""
 
     rubric = "rubric_safety"
+    needs_answers = True
 
     def __init__(self, ctx, judge: str | Backend | None = None, rubric: str | None = None, scale: Sequence[float] = (1, 10),
                  mode: str = "auto", max_new_tokens: int = 128, **kw) -> None:
@@ -115,6 +116,7 @@ class OverRefusalReward(Reward):
     Refusals are detected by rule, or by a judge (``judge: SPEC``, rubric ``rubric_refusal``: yes/no)."""
 
     name = "over_refusal"
+    needs_answers = True
 
     def __init__(self, ctx, judge: str | Backend | None = None, rubric: str = "rubric_refusal",
                  max_new_tokens: int = 8, **kw) -> None:

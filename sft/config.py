@@ -26,12 +26,7 @@ class RewriterSFTConfig(SFTConfig):
     max_length: int | None = field(default=None, metadata={"help": "Truncate sequences to this many tokens."})
 
     def __post_init__(self) -> None:
-        if self.bf16 is None:
-            import torch
+        from vlmguard.training import auto_precision
 
-            self.bf16 = (not self.fp16) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        if not self.bf16 and not self.fp16:
-            import torch
-
-            self.use_cpu = self.use_cpu or not torch.cuda.is_available()
+        auto_precision(self)
         super().__post_init__()

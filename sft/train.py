@@ -1,29 +1,11 @@
 """The SFT recipe: parse → data → model → trainer → train → save. ``python -m vlmguard.sft --config FILE``."""
 from __future__ import annotations
 
-import logging
-import os
 from typing import Sequence
 
 from vlmguard.errors import VLMGuardError
+from vlmguard.training import resolve_resume
 
-log = logging.getLogger(__name__)
-
-
-def resolve_resume(output_dir: str, resume: str | None) -> str | bool | None:
-    """``resume_from_checkpoint: true`` → the last checkpoint in output_dir (or a fresh start when there is none)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    if resume is None or str(resume).lower() in ("false", "no", "0", ""):
-        return None
-    if str(resume).lower() in ("true", "last", "yes", "1"):
-        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-        if last is None:
-            log.warning("resume_from_checkpoint is set but %s has no checkpoint: starting fresh", output_dir)
-        return last
-    if not os.path.isdir(resume):
-        raise VLMGuardError(f"resume_from_checkpoint: {resume} is not a checkpoint folder")
-    return resume
 
 
 def build_trainer(script_args, training_args, model_args):

@@ -12,21 +12,29 @@ ROOT = Path(__file__).resolve().parents[1]
 def _parsers():
     from trl import ModelConfig
 
+    from vlmguard.rl.config import GRPOScriptArguments, RewriterGRPOConfig
     from vlmguard.sft.config import RewriterSFTConfig, SFTScriptArguments
     from vlmguard.synth import SynthConfig
 
     return {"sft": ([SFTScriptArguments, RewriterSFTConfig, ModelConfig], "vlmguard sft"),
+            "grpo": ([GRPOScriptArguments, RewriterGRPOConfig, ModelConfig], "vlmguard grpo"),
             "synth": ([SynthConfig], "vlmguard synth")}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_recipe_parses(path, tmp_path, monkeypatch):
     parsers = _parsers()
+    if path.parent.name == "rewards":
+        from vlmguard.rewards import RewardsConfig, _resolve
+
+        cfg = RewardsConfig.load(path)
+        assert all(_resolve(name) for name in cfg.rewards)
+        return
     if path.parent.name not in parsers:
         pytest.skip(f"no parser registered for configs/{path.parent.name}")
     types, prog = parsers[path.parent.name]
     cfg = yaml.safe_load(path.read_text())
-    if cfg.get("bf16") is None and "sft" in prog:  # real-size recipes expect a GPU: check the keys on CPU
+    if cfg.get("bf16") is None and prog != "vlmguard synth":  # real-size recipes expect a GPU: check the keys on CPU
         cfg["bf16"] = False
     (tmp_path / path.name).write_text(yaml.safe_dump(cfg))
     parsed = parse_config(types, ["--config", str(tmp_path / path.name)], prog)

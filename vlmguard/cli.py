@@ -101,6 +101,12 @@ def _rewards_command(name: str):
     return run
 
 
+def cmd_grpo(args: argparse.Namespace) -> None:
+    from .rl import main as grpo_main
+
+    grpo_main(args.args)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -148,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sft", help="fine-tune the rewriter on synthesised data (TRL SFTTrainer)", add_help=False,
                        description="vlmguard sft --config configs/sft/tiny.yaml [--key value ...]")
     s.set_defaults(func=cmd_sft, passthrough=True)
+
+    s = sub.add_parser("grpo", help="refine the rewriter with GRPO, downstream VLM in the loop (TRL GRPOTrainer)",
+                       add_help=False, description="vlmguard grpo --config configs/grpo/tiny.yaml [--key value ...]")
+    s.set_defaults(func=cmd_grpo, passthrough=True)
 
     p_rewards = sub.add_parser("rewards", help="score a dataset with reward configs; compare configs side by side")
     rs = p_rewards.add_subparsers(dest="rewards_command", metavar="ACTION", required=True)

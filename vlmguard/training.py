@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 
+from .errors import VLMGuardError
+
 log = logging.getLogger(__name__)
 
 
@@ -30,3 +32,30 @@ class ResumeMixin:
             result = model.load_state_dict(loaded.state_dict(), strict=True)
         del loaded
         log.info("resumed weights from %s (%s)", resume_from_checkpoint, result)
+
+
+def auto_precision(args) -> None:
+    """bf16 where the GPU has it, fp32 on CPU (TRL's base config turns bf16 on unconditionally, which transformers
+    then rejects on a CPU-only machine). Call before the TrainingArguments ``__post_init__``."""
+    import torch
+
+    if args.bf16 is None:
+        args.bf16 = (not args.fp16) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if not args.bf16 and not args.fp16:
+        args.use_cpu = args.use_cpu or not torch.cuda.is_available()
+
+
+def resolve_resume(output_dir: str, resume: str | None) -> str | bool | None:
+    """``resume_from_checkpoint: true`` → the last checkpoint in output_dir (or a fresh start when there is none)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if resume is None or str(resume).lower() in ("false", "no", "0", ""):
+        return None
+    if str(resume).lower() in ("true", "last", "yes", "1"):
+        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        if last is None:
+            log.warning("resume_from_checkpoint is set but %s has no checkpoint: starting fresh", output_dir)
+        return last
+    if not os.path.isdir(resume):
+        raise VLMGuardError(f"resume_from_checkpoint: {resume} is not a checkpoint folder")
+    return resume

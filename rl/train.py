@@ -1,0 +1,73 @@
+"""The GRPO recipe: parse → data → rewards → trainer → train → save. ``python -m vlmguard.rl --config FILE``."""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from vlmguard.errors import VLMGuardError
+
+
+def build_trainer(script_args, training_args, model_args):
+    from transformers import AutoProcessor
+    from trl import GRPOTrainer, get_peft_config
+
+    from vlmguard.backends.hf import check_model_dir
+    from vlmguard.prompts import load_prompt
+    from vlmguard.rewards import build_rewards
+    from vlmguard.training import ResumeMixin
+
+    from .data import load_prompts
+    from .plots import RewardCurveCallback
+
+    class RewriterGRPOTrainer(ResumeMixin, GRPOTrainer):
+        pass
+
+    if not model_args.model_name_or_path:
+        raise VLMGuardError("set model_name_or_path (the rewriter to refine: an SFT output folder or a hub id)")
+    if not script_args.rewards_config:
+        raise VLMGuardError("set rewards_config to a rewards YAML (see configs/rewards/)")
+    check_model_dir(model_args.model_name_or_path)
+    rewards = build_rewards(script_args.rewards_config)  # unknown rewards and dead servers fail here, first
+    if training_args.reward_weights is None:
+        training_args.reward_weights = rewards.weights
+    elif len(training_args.reward_weights) != len(rewards.funcs):
+        raise VLMGuardError(f"reward_weights has {len(training_args.reward_weights)} values but the rewards config "
+                            f"defines {len(rewards.funcs)} rewards ({', '.join(rewards.names)}); set weights there")
+    dataset = load_prompts(script_args.dataset_path, load_prompt(script_args.rewriter_system),
+                           script_args.image_size, script_args.max_train_samples)
+    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
+    training_args.model_init_kwargs = {**(training_args.model_init_kwargs or {}), "dtype": model_args.dtype,
+                                       "revision": model_args.model_revision}
+    callbacks = [RewardCurveCallback()] if script_args.plot else []
+    trainer = RewriterGRPOTrainer(model=model_args.model_name_or_path, reward_funcs=rewards.funcs, args=training_args,
+                                  train_dataset=dataset, processing_class=processor,
+                                  peft_config=get_peft_config(model_args), callbacks=callbacks)
+    trainer.vlmguard_rewards = rewards
+    return trainer
+
+
+def main(argv: Sequence[str] | None = None):
+    from trl import ModelConfig
+
+    from vlmguard.config import parse_config
+
+    from vlmguard.training import resolve_resume
+
+    from .config import GRPOScriptArguments, RewriterGRPOConfig
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script_args, training_args, model_args = parse_config(
+        [GRPOScriptArguments, RewriterGRPOConfig, ModelConfig], argv, "vlmguard grpo")
+    trainer = build_trainer(script_args, training_args, model_args)
+    trainer.train(resume_from_checkpoint=resolve_resume(training_args.output_dir,
+                                                        training_args.resume_from_checkpoint))
+    trainer.save_model(training_args.output_dir)
+    acc = trainer.accelerator
+    if acc.is_main_process:
+        trainer.processing_class.save_pretrained(training_args.output_dir)
+        plugin = acc.state.deepspeed_plugin
+        counters = {k: dict(v) for k, v in trainer.vlmguard_rewards.context.counters.items()}
+        print(f"vlmguard grpo: {trainer.state.global_step} steps on {acc.num_processes} process(es), "
+              f"{acc.distributed_type.value}" + (f" ZeRO-{plugin.zero_stage}" if plugin else "")
+              + f"; saved to {training_args.output_dir}; reward counters {counters}")
+    return trainer

@@ -1,0 +1,42 @@
+"""GRPO of the tiny rewriter with TRL's GRPOTrainer and the reward library (downstream VLM in the loop)."""
+import json
+
+import pytest
+import yaml
+
+from vlmguard.errors import VLMGuardError
+from vlmguard.rl import main as grpo_main
+
+
+def _args(tiny_models, tmp_path, rewards, *extra):
+    (tmp_path / "rewards.yaml").write_text(yaml.safe_dump(rewards))
+    return ["--config", "configs/grpo/tiny.yaml", "--model_name_or_path", str(tiny_models["rewriter"]),
+            "--dataset_path", str(tiny_models["sft_data"]), "--rewards_config", str(tmp_path / "rewards.yaml"),
+            "--output_dir", str(tmp_path / "out"), "--max_steps", "2", "--per_device_train_batch_size", "8",
+            "--num_generations", "4", "--max_completion_length", "24", "--save_strategy", "no", *extra]
+
+
+def test_two_steps_with_the_target_in_the_loop(tiny_models, target_server, tmp_path):
+    rewards = {"target": f"openai:{target_server}?model=tiny-target", "answer_max_new_tokens": 8,
+               "rewards": {"format": {"weight": 0.5}, "intent": {"weight": 0.5},
+                           "over_refusal": {"weight": 0.5},
+                           "safety": {"weight": 1.0, "judge": f"hf:{tiny_models['judge']}", "max_new_tokens": 8}}}
+    trainer = grpo_main(_args(tiny_models, tmp_path, rewards))
+    logs = [h for h in trainer.state.log_history if "reward" in h]
+    assert len(logs) == 2 and trainer.args.reward_weights == [0.5, 0.5, 0.5, 1.0]
+    for name in ("format", "intent", "over_refusal", "safety"):
+        assert f"rewards/{name}/mean" in logs[0] and f"{name}/failed" in logs[0]
+    assert "rewrite/parse_rate" in logs[0] and "answer/refusal_rate" in logs[0]
+    counters = trainer.vlmguard_rewards.context.counters
+    assert counters["target"]["answers"] > 0 and counters["format"]["scored"] == 2 * 8
+    assert (tmp_path / "out" / "reward_curves.png").stat().st_size > 1000
+    assert (tmp_path / "out" / "model.safetensors").is_file() and (tmp_path / "out" / "processor_config.json").is_file()
+
+
+def test_bad_rewards_fail_fast(tiny_models, tmp_path):
+    with pytest.raises(VLMGuardError, match="unknown reward 'fromat' \\(did you mean format\\?\\)"):
+        grpo_main(_args(tiny_models, tmp_path, {"rewards": {"fromat": {}}}))
+    with pytest.raises(VLMGuardError, match="cannot connect"):
+        grpo_main(_args(tiny_models, tmp_path, {"target": "openai:http://127.0.0.1:9/v1?model=m&retries=0",
+                                                "rewards": {"safety": {"judge": "openai:http://127.0.0.1:9/v1"}}}))
+    assert not (tmp_path / "out").exists()
