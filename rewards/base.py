@@ -35,8 +35,8 @@ class Reward:
         raise NotImplementedError
 
     async def _monitor(self, rows: Sequence[Row], log_metric) -> None:
-        """Once per batch, whichever reward gets here first: the rewrites' parse rate and, where answers exist,
-        the share of downstream answers that refuse."""
+        """Once per batch, whichever reward gets here first: the rewrites' parse rate and, among the answers this
+        step already generated (no extra generation), the share that refuse."""
         from vlmguard.format import parse
         from vlmguard.refusal import is_refusal
 
@@ -47,7 +47,7 @@ class Reward:
         await self.ctx.once(("monitor:parse", sig), parse_rate)
         if self.needs_answers:
             async def refusal_rate() -> None:
-                answers = [a for a in await self.ctx.answers(rows) if a is not None]
+                answers = self.ctx.answered(rows)
                 if answers:
                     log_metric("answer/refusal_rate", sum(is_refusal(a) for a in answers) / len(answers))
             await self.ctx.once(("monitor:refusal", sig), refusal_rate)

@@ -52,33 +52,39 @@ class RewardContext:
     def resolve(self, row: Row) -> Resolved:
         return resolve(row.completion, row.instruction, self.fallback)
 
+    async def _generate_once(self, backend: Backend, todo: dict[Hashable, Any], params: SamplingParams,
+                             counter: str) -> None:
+        """One batched ``generate`` for the keys nobody has asked for yet this step; concurrent askers of the same
+        keys await the futures placed in the memo before the call starts."""
+        todo = {k: chat for k, chat in todo.items() if k not in self._memo}
+        if not todo:
+            return
+        loop = asyncio.get_running_loop()
+        futures = {k: loop.create_future() for k in todo}
+        self._memo.update(futures)
+        try:
+            outs = await backend.agenerate(list(todo.values()), params, on_error="none")
+        except BaseException as e:
+            for k, f in futures.items():
+                self._memo.pop(k, None)
+                f.set_exception(e)
+            raise
+        for f, out in zip(futures.values(), outs):
+            f.set_result(out)
+        self.counters[counter]["answers"] += len(outs)
+        self.counters[counter]["failed"] += sum(o is None for o in outs)
+
     async def answers(self, rows: Sequence[Row]) -> list[str | None]:
         """The target's answer to each row's refined prompt (the fallback policy applies to unparseable rewrites),
         generated in one batch for the rows no other reward has asked for yet."""
         resolved = [self.resolve(r) for r in rows]
         keys = [("answer", r.key, res.prompt) for r, res in zip(rows, resolved)]
-        todo: dict[Hashable, tuple[Row, str]] = {}
-        for row, res, key in zip(rows, resolved, keys):
-            if row.answer is None and res.prompt is not None and key not in self._memo and key not in todo:
-                todo[key] = (row, res.prompt)
+        todo = {k: user_chat(res.prompt, r.image) for r, res, k in zip(rows, resolved, keys)
+                if r.answer is None and res.prompt is not None}
+        if todo and self.target is None:
+            raise ValueError("these rewards need downstream answers: set `target` in the rewards config")
         if todo:
-            if self.target is None:
-                raise ValueError("these rewards need downstream answers: set `target` in the rewards config")
-            loop = asyncio.get_running_loop()
-            futures = {k: loop.create_future() for k in todo}
-            self._memo.update(futures)
-            try:
-                outs = await self.target.agenerate([user_chat(p, r.image) for r, p in todo.values()],
-                                                   self.answer_params, on_error="none")
-            except BaseException as e:
-                for k, f in futures.items():
-                    self._memo.pop(k, None)
-                    f.set_exception(e)
-                raise
-            for (k, f), out in zip(futures.items(), outs):
-                f.set_result(out)
-                self.counters["target"]["answers"] += 1
-                self.counters["target"]["failed"] += out is None
+            await self._generate_once(self.target, todo, self.answer_params, "target")
         out: list[str | None] = []
         for row, res, key in zip(rows, resolved, keys):
             if row.answer is not None:
@@ -89,25 +95,17 @@ class RewardContext:
                 out.append(await self._memo[key])
         return out
 
+    def answered(self, rows: Sequence[Row]) -> list[str]:
+        """The answers already generated this step for these rows (never triggers generation)."""
+        out = []
+        for r in rows:
+            fut = self._memo.get(("answer", r.key, self.resolve(r).prompt))
+            if fut is not None and fut.done() and not fut.exception() and fut.result() is not None:
+                out.append(fut.result())
+        return out
+
     async def judge(self, name: str, judge: Backend, chats: Sequence[Any], keys: Sequence[Hashable],
                     params: SamplingParams) -> list[str | None]:
         """A judge's raw verdicts, batched for the keys not judged yet this step."""
-        todo = {}
-        for key, chat in zip(keys, chats):
-            k = (name, key)
-            if k not in self._memo and k not in todo:
-                todo[k] = chat
-        if todo:
-            loop = asyncio.get_running_loop()
-            futures = {k: loop.create_future() for k in todo}
-            self._memo.update(futures)
-            try:
-                outs = await judge.agenerate(list(todo.values()), params, on_error="none")
-            except BaseException as e:
-                for k, f in futures.items():
-                    self._memo.pop(k, None)
-                    f.set_exception(e)
-                raise
-            for f, out in zip(futures.values(), outs):
-                f.set_result(out)
+        await self._generate_once(judge, {(name, k): chat for k, chat in zip(keys, chats)}, params, f"judge:{name}")
         return [await self._memo[(name, k)] for k in keys]

@@ -61,3 +61,17 @@ def test_metrics_by_hand():
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     m = agreement([0.9, 0.2, None, 0.6], [1, 0, 1, 0])
     assert m["n"] == 3 and m["accuracy"] == pytest.approx(2 / 3) and m["auroc"] == pytest.approx(1.0)
+
+
+def test_register_by_name():
+    from vlmguard.rewards import REGISTRY, RewardsConfig, build_rewards, register
+
+    @register("always_half")
+    def always_half(prompts, completions, completion_ids=None, **kwargs):
+        return [0.5] * len(completions)
+
+    try:
+        rs = build_rewards(RewardsConfig.from_dict({"rewards": {"always_half": {"weight": 2}}}))
+        assert rs.funcs == [always_half] and rs.weights == [2.0] and rs.names == ["always_half"]
+    finally:
+        REGISTRY.pop("always_half")

@@ -64,7 +64,9 @@ def test_downstream_answers_are_shared(target_server):
     assert _generations(target_server) - before == unique_answers + judged
     assert all(len(r) == len(completions) for r in results)
     assert results[3] == pytest.approx([1.0, 1.0, 1.0, 0.0] * 3)  # format
-    assert {k for k, _ in metrics} == {"safety/failed", "helpfulness/failed", "over_refusal/failed", "format/failed"}
+    assert {k for k, _ in metrics} == {"safety/failed", "helpfulness/failed", "over_refusal/failed", "format/failed",
+                                       "rewrite/parse_rate", "answer/refusal_rate"}
+    assert dict(metrics)["rewrite/parse_rate"] == 0.75
     # the same step again: everything is cached, nothing is generated
     before = _generations(target_server)
     _call_all(rs, prompts, completions, columns, [])
