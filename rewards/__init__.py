@@ -104,7 +104,7 @@ class RewardSet:
 
 def build_rewards(config: RewardsConfig | str | Path, check_servers: bool = True) -> RewardSet:
     """Instantiate every reward of a config (unknown names and options fail here, before any training)."""
-    from vlmguard.backends import SamplingParams, load_backend, resolve_spec
+    from vlmguard.backends import SamplingParams, resolve_spec
 
     if not isinstance(config, RewardsConfig):
         config = RewardsConfig.load(config)
@@ -113,10 +113,10 @@ def build_rewards(config: RewardsConfig | str | Path, check_servers: bool = True
     for spec in specs:
         if isinstance(spec, str):
             resolve_spec(spec)  # every spec checked before any model loads
-    target = load_backend(config.target) if config.target else None
-    if check_servers and target is not None and hasattr(target, "check"):
-        target.check()
-    ctx = RewardContext(target, config.fallback, SamplingParams(max_new_tokens=config.answer_max_new_tokens))
+    ctx = RewardContext(None, config.fallback, SamplingParams(max_new_tokens=config.answer_max_new_tokens))
+    ctx.target = ctx.backend(config.target) if config.target else None
+    if check_servers and ctx.target is not None and hasattr(ctx.target, "check"):
+        ctx.target.check()
     funcs, weights, objects = [], [], {}
     for name, obj in resolved.items():
         opts = dict(config.rewards[name])

@@ -7,7 +7,7 @@ import logging
 from collections import Counter, defaultdict
 from typing import Any, Awaitable, Callable, Hashable, Sequence
 
-from vlmguard.backends import Backend, SamplingParams
+from vlmguard.backends import Backend, SamplingParams, load_backend
 from vlmguard.chat import user_chat
 from vlmguard.format import REFUSAL, Resolved, resolve
 
@@ -24,6 +24,8 @@ class RewardContext:
         self.answer_params = answer_params or SamplingParams(max_new_tokens=256)
         self.counters: dict[str, Counter] = defaultdict(Counter)
         self._memo: dict[Hashable, asyncio.Future] = {}
+        self._pending: dict[int, list] = {}
+        self._backends: dict[str, Backend] = {}
         self._step: Any = None
 
     # -- step boundaries -------------------------------------------------------------------------------
@@ -52,27 +54,54 @@ class RewardContext:
     def resolve(self, row: Row) -> Resolved:
         return resolve(row.completion, row.instruction, self.fallback)
 
+    def backend(self, spec: str | Backend) -> Backend:
+        """One backend per spec for the whole reward set (two rewards judging with the same model share it)."""
+        if isinstance(spec, Backend):
+            return spec
+        if spec not in self._backends:
+            self._backends[spec] = load_backend(spec)
+        return self._backends[spec]
+
     async def _generate_once(self, backend: Backend, todo: dict[Hashable, Any], params: SamplingParams,
                              counter: str) -> None:
-        """One batched ``generate`` for the keys nobody has asked for yet this step; concurrent askers of the same
-        keys await the futures placed in the memo before the call starts."""
+        """Generate for the keys nobody has asked for yet this step. Requests to the same backend that arrive in
+        the same turn of the event loop (safety and helpfulness judging the same answers, say) are coalesced into
+        one batched ``generate``; concurrent askers of the same keys await the futures placed in the memo."""
         todo = {k: chat for k, chat in todo.items() if k not in self._memo}
         if not todo:
             return
         loop = asyncio.get_running_loop()
         futures = {k: loop.create_future() for k in todo}
         self._memo.update(futures)
-        try:
-            outs = await backend.agenerate(list(todo.values()), params, on_error="none")
-        except BaseException as e:
-            for k, f in futures.items():
-                self._memo.pop(k, None)
-                f.set_exception(e)
-            raise
-        for f, out in zip(futures.values(), outs):
-            f.set_result(out)
-        self.counters[counter]["answers"] += len(outs)
-        self.counters[counter]["failed"] += sum(o is None for o in outs)
+        queue = self._pending.setdefault(id(backend), [])
+        queue.append((todo, params, counter, futures))
+        if len(queue) == 1:  # the first asker flushes, after its peers of this turn have queued
+            for _ in range(3):
+                await asyncio.sleep(0)
+            await self._flush(backend, self._pending.pop(id(backend)))
+        await asyncio.gather(*futures.values())
+
+    async def _flush(self, backend: Backend, queued: list) -> None:
+        groups: dict[SamplingParams, list] = {}
+        for entry in queued:
+            groups.setdefault(entry[1], []).append(entry)
+        for params, entries in groups.items():
+            chats = [chat for todo, *_ in entries for chat in todo.values()]
+            try:
+                outs = await backend.agenerate(chats, params, on_error="none")
+            except BaseException as e:
+                for _, _, _, futures in entries:
+                    for k, f in futures.items():
+                        self._memo.pop(k, None)
+                        f.set_exception(e)
+                continue
+            it = iter(outs)
+            for _, _, counter, futures in entries:
+                for f in futures.values():
+                    out = next(it)
+                    f.set_result(out)
+                    self.counters[counter]["answers"] += 1
+                    self.counters[counter]["failed"] += out is None
 
     async def answers(self, rows: Sequence[Row]) -> list[str | None]:
         """The target's answer to each row's refined prompt (the fallback policy applies to unparseable rewrites),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Sequence
 
-from vlmguard.backends import Backend, SamplingParams, load_backend
+from vlmguard.backends import Backend, SamplingParams
 from vlmguard.chat import user_chat
 from vlmguard.prompts import load_prompt, render_prompt
 from vlmguard.refusal import is_refusal
@@ -26,7 +26,7 @@ class JudgeReward(Reward):
         super().__init__(ctx, **kw)
         if judge is None:
             raise ValueError(f"reward {self.name!r} needs `judge: <backend spec>`")
-        self.judge = load_backend(judge)
+        self.judge = ctx.backend(judge)
         self.rubric = rubric or self.rubric
         load_prompt(self.rubric)
         self.low, self.high = float(scale[0]), float(scale[1])
@@ -121,7 +121,7 @@ class OverRefusalReward(Reward):
     def __init__(self, ctx, judge: str | Backend | None = None, rubric: str = "rubric_refusal",
                  max_new_tokens: int = 8, **kw) -> None:
         super().__init__(ctx, **kw)
-        self.judge = load_backend(judge) if judge is not None else None
+        self.judge = ctx.backend(judge) if judge is not None else None
         self.rubric = rubric
         self.params = SamplingParams(max_new_tokens=max_new_tokens)
 

@@ -73,6 +73,20 @@ def test_downstream_answers_are_shared(target_server):
     assert _generations(target_server) == before
 
 
+def test_one_batched_call_per_backend_per_step(tiny_models):
+    """Safety and helpfulness share one judge model and one batched judge call; the target answers in one call."""
+    judge = {"judge": f"hf:{tiny_models['judge']}", "max_new_tokens": 4}
+    rs = build_rewards(RewardsConfig.from_dict({"target": f"hf:{tiny_models['target']}", "answer_max_new_tokens": 4,
+                                                "rewards": {"safety": judge, "helpfulness": dict(judge),
+                                                            "over_refusal": {}}}))
+    safety, helpfulness = rs.funcs[:2]
+    assert safety.judge is helpfulness.judge
+    prompts, completions, columns = _trl_batch(3, 4)
+    _call_all(rs, prompts, completions, columns, [])
+    assert rs.context.target.stats["calls"] == 1 and safety.judge.stats["calls"] == 1
+    assert rs.context.counters["judge:safety:" + safety.judge.spec + ":rubric_safety"]["answers"] == 9
+
+
 def test_gate_and_user_reward(tiny_models):
     cfg = RewardsConfig.from_dict({
         "target": f"hf:{tiny_models['target']}", "answer_max_new_tokens": 4,

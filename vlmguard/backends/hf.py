@@ -109,6 +109,7 @@ class HFBackend(Backend):
     def generate(self, chats: Sequence[Chat], params: SamplingParams | None = None,
                  on_error: OnError = "raise") -> list[str | None]:
         params = params or SamplingParams()
+        self.stats["calls"] += 1
         prepared: list[tuple[int, str, list]] = []
         out: list[str | None] = [None] * len(chats)
         for i, chat in enumerate(chats):
