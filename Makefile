@@ -24,6 +24,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/guard.py
 	HF_HUB_OFFLINE=1 $(PY) bench/rewards.py
+	HF_HUB_OFFLINE=1 $(PY) bench/grpo.py
 
 clean:
 	rm -rf $(VENV) tiny-models .pytest_cache

@@ -2,8 +2,9 @@
 
 Naive = how a TRL user first writes a judge reward: for every completion, ask the target for an answer and the
 judge for a verdict, one call at a time, in each reward function (safety and helpfulness each do it).
-Shared = vlmguard.rewards: one batched target pass per step whose answers both rewards share, then one
-batched pass per judge. Every completion has a distinct refined prompt, so no answer is reused by luck.
+Shared = vlmguard.rewards: one batched target pass per step whose answers both rewards share, then one batched
+judge pass for both rubrics (same judge model). Every completion has a distinct refined prompt, so no answer is
+reused by luck.
 Usage: python bench/rewards.py [--prompts 8] [--generations 8]
 """
 from __future__ import annotations
@@ -93,7 +94,7 @@ def main() -> None:
     print(f"{args.prompts} prompts x {args.generations} generations = {n} completions; rewards: safety + helpfulness "
           f"(target {ANSWER_TOKENS} new tokens, judges {JUDGE_TOKENS}); tiny models on CPU")
     print(f"naive per-sample reward functions  {t_naive:8.2f} s   ({4 * n} model calls of one chat each)")
-    print(f"shared batched reward stage        {t_shared:8.2f} s   (3 batched passes: answers, 2 judges)")
+    print(f"shared batched reward stage        {t_shared:8.2f} s   (2 batched calls: answers, then both judges)")
     print(f"speed-up: {t_naive / t_shared:.1f}x")
 
 
