@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -72,3 +74,52 @@ def target_server(tiny_models) -> str:
 def run_cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vlmguard", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **kw.pop("env", {})}, **kw)
+
+
+class FaultProxy:
+    """A real HTTP proxy on loopback in front of a real server: it fails chat requests (503, or by hanging) —
+    the first ``fail`` of them, or every one after the first ``fail_after`` — and forwards the rest."""
+
+    def __init__(self, upstream: str, fail: int = 0, mode: str = "503", fail_after: int | None = None):
+        self.upstream, self.fail, self.mode, self.seen = upstream.removesuffix("/v1"), fail, mode, 0
+        self.fail_after = fail_after
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _forward(self, method):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.endswith("/chat/completions"):
+                    proxy.seen += 1
+                    failing = (proxy.seen > proxy.fail_after if proxy.fail_after is not None
+                               else proxy.seen <= proxy.fail)
+                    if failing:
+                        if proxy.mode == "hang":
+                            time.sleep(1.5)
+                            return
+                        self.send_response(503)
+                        self.end_headers()
+                        self.wfile.write(b"overloaded")
+                        return
+                r = httpx.request(method, proxy.upstream + self.path, content=body,
+                                  headers={"Content-Type": "application/json"}, timeout=60)
+                self.send_response(r.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                self.wfile.write(r.content)
+
+            def do_GET(self):
+                self._forward("GET")
+
+            def do_POST(self):
+                self._forward("POST")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()

@@ -3,16 +3,13 @@
 Failure handling is exercised with a real fault-injecting HTTP proxy in front of that server."""
 import asyncio
 import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
 from PIL import Image
 
 from vlmguard.backends import SamplingParams, load_backend
 from vlmguard.chat import user_chat
+from conftest import FaultProxy
 from vlmguard.errors import VLMGuardError
 
 
@@ -69,51 +66,6 @@ def test_unreachable_server_is_a_clear_error():
     assert b.stats["retries"] == 2
     out = b.generate(_chats(2), on_error="none")
     assert out == [None, None] and b.stats["failed"] == 2
-
-
-class FaultProxy:
-    """A real HTTP proxy on loopback that fails the first ``fail`` chat requests (503, or by hanging), then forwards."""
-
-    def __init__(self, upstream: str, fail: int, mode: str = "503"):
-        self.upstream, self.fail, self.mode, self.seen = upstream.removesuffix("/v1"), fail, mode, 0
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _forward(self, method):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.path.endswith("/chat/completions"):
-                    proxy.seen += 1
-                    if proxy.seen <= proxy.fail:
-                        if proxy.mode == "hang":
-                            time.sleep(1.5)
-                            return
-                        self.send_response(503)
-                        self.end_headers()
-                        self.wfile.write(b"overloaded")
-                        return
-                r = httpx.request(method, proxy.upstream + self.path, content=body,
-                                  headers={"Content-Type": "application/json"}, timeout=60)
-                self.send_response(r.status_code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(r.content)))
-                self.end_headers()
-                self.wfile.write(r.content)
-
-            def do_GET(self):
-                self._forward("GET")
-
-            def do_POST(self):
-                self._forward("POST")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
 
 
 def test_retries_through_503s(target_server, hf_target):

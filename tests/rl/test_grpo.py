@@ -82,3 +82,21 @@ def test_grpo_raises_the_reward(tiny_models, tmp_path):
     assert len(reward) == 40 and last - first > 0.05
     assert sum(parse_rate[-10:]) > sum(parse_rate[:10])
     assert (tmp_path / "grpo" / "reward_curves.png").is_file()
+
+
+def test_target_failing_mid_run_gives_none_and_training_goes_on(tiny_models, target_server, tmp_path):
+    from conftest import FaultProxy
+
+    proxy = FaultProxy(target_server, fail_after=4)  # the first 4 answers succeed, then every request gets a 503
+    try:
+        rewards = {"target": f"openai:{proxy.url}?model=tiny-target&retries=1&backoff=0.01",
+                   "answer_max_new_tokens": 4, "rewards": {"format": {}, "over_refusal": {}}}
+        trainer = grpo_main(_args(tiny_models, tmp_path, rewards, "--max_steps", "3"))
+    finally:
+        proxy.close()
+    counters = trainer.vlmguard_rewards.context.counters
+    assert trainer.state.global_step == 3 and counters["target"]["failed"] > 0
+    # one failed answer is shared by every generation that resolved to the same prompt
+    assert counters["over_refusal"]["failed"] >= counters["target"]["failed"]
+    logs = [h for h in trainer.state.log_history if "reward" in h]
+    assert any(h["over_refusal/failed"] > 0 for h in logs)
