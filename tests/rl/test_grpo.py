@@ -100,3 +100,20 @@ def test_target_failing_mid_run_gives_none_and_training_goes_on(tiny_models, tar
     assert counters["over_refusal"]["failed"] >= counters["target"]["failed"]
     logs = [h for h in trainer.state.log_history if "reward" in h]
     assert any(h["over_refusal/failed"] > 0 for h in logs)
+
+
+def test_lora_kl_loss_type_and_resume(tiny_models, tmp_path):
+    """LoRA policy, a KL term to the adapter-disabled reference (beta > 0), the original GRPO loss, checkpoints and
+    resume from the last one."""
+    rewards = {"rewards": {"format": {}, "intent": {}}}
+    common = ("--use_peft", "true", "--lora_target_modules", "q_proj", "v_proj", "--lora_r", "4", "--beta", "0.04",
+              "--loss_type", "grpo", "--save_strategy", "steps", "--save_steps", "1")
+    trainer = grpo_main(_args(tiny_models, tmp_path, rewards, *common))
+    assert trainer.state.global_step == 2 and trainer.ref_model is None  # PEFT: the reference is the base model
+    logs = [h for h in trainer.state.log_history if "reward" in h]
+    assert "kl" in logs[0] and trainer.args.loss_type == "grpo"
+    assert (tmp_path / "out" / "checkpoint-2" / "adapter_model.safetensors").is_file()
+    trainer = grpo_main(_args(tiny_models, tmp_path, rewards, *common, "--max_steps", "3",
+                              "--resume_from_checkpoint", "true"))
+    steps = [h["step"] for h in trainer.state.log_history if "reward" in h]
+    assert trainer.state.global_step == 3 and steps == [1, 2, 3]  # steps 1-2 restored, only step 3 trained anew
