@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None):
 
     from vlmguard.config import parse_config
 
-    from vlmguard.training import resolve_resume
+    from vlmguard.training import resolve_resume, run_summary
 
     from .config import GRPOScriptArguments, RewriterGRPOConfig
 
@@ -62,12 +62,8 @@ def main(argv: Sequence[str] | None = None):
     trainer.train(resume_from_checkpoint=resolve_resume(training_args.output_dir,
                                                         training_args.resume_from_checkpoint))
     trainer.save_model(training_args.output_dir)
-    acc = trainer.accelerator
-    if acc.is_main_process:
+    if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(training_args.output_dir)
-        plugin = acc.state.deepspeed_plugin
-        counters = {k: dict(v) for k, v in trainer.vlmguard_rewards.context.counters.items()}
-        print(f"vlmguard grpo: {trainer.state.global_step} steps on {acc.num_processes} process(es), "
-              f"{acc.distributed_type.value}" + (f" ZeRO-{plugin.zero_stage}" if plugin else "")
-              + f"; saved to {training_args.output_dir}; reward counters {counters}")
+    counters = {k: dict(v) for k, v in trainer.vlmguard_rewards.context.counters.items()}
+    run_summary(trainer, "vlmguard grpo", f"reward counters {counters}")
     return trainer

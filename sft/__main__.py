@@ -1,11 +1,5 @@
-import sys
-
-from vlmguard.errors import VLMGuardError
+from vlmguard.training import cli_entry
 
 from .train import main
 
-try:
-    main()
-except VLMGuardError as e:
-    print(f"vlmguard sft: error: {e}", file=sys.stderr)
-    sys.exit(1)
+cli_entry(main, "vlmguard sft")

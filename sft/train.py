@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from vlmguard.errors import VLMGuardError
-from vlmguard.training import resolve_resume
+from vlmguard.training import resolve_resume, run_summary
 
 
 
@@ -55,12 +55,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     resume = resolve_resume(training_args.output_dir, training_args.resume_from_checkpoint)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(training_args.output_dir)  # model (or adapter) + processor
-    acc = trainer.accelerator
-    if acc.is_main_process:
+    if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(training_args.output_dir)
-        plugin = acc.state.deepspeed_plugin
-        print(f"vlmguard sft: {trainer.state.global_step} steps on {acc.num_processes} process(es), "
-              f"{acc.distributed_type.value}" + (f" ZeRO-{plugin.zero_stage}" if plugin else "")
-              + f"; saved to {training_args.output_dir}")
-        if training_args.push_to_hub:
-            trainer.push_to_hub(dataset_name=script_args.dataset_path)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=script_args.dataset_path)  # collective: every process calls it
+    run_summary(trainer, "vlmguard sft")

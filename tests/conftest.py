@@ -33,6 +33,21 @@ def example_png(tmp_path_factory) -> Path:
     return path
 
 
+def wait_healthy(proc: subprocess.Popen, health_url: str, timeout: float) -> None:
+    """Poll ``health_url`` until it answers 200; fail with the server's stderr if it dies or never answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read()[-3000:] if proc.stderr else ''}")
+        try:
+            if httpx.get(health_url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"server never became healthy at {health_url} in {timeout:.0f} s")
+
+
 def start_server(args: list[str], timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
     """Start ``vlmguard serve-model`` on a free loopback port; returns the process and its /v1 base URL."""
     proc = subprocess.Popen([sys.executable, "-m", "vlmguard", "serve-model", "--host", "127.0.0.1", "--port", "0",
@@ -43,21 +58,14 @@ def start_server(args: list[str], timeout: float = 120.0) -> tuple[subprocess.Po
         proc.kill()
         raise RuntimeError(f"server did not start: {line!r} {proc.stderr.read()[-2000:]}")
     url = line.strip().split(" at ")[-1]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url.removesuffix("/v1") + "/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server never became healthy")
+    wait_healthy(proc, url.removesuffix("/v1") + "/health", timeout)
+    return proc, url
 
 
-def stop_server(proc: subprocess.Popen) -> None:
+def stop_server(proc: subprocess.Popen, timeout: float = 10) -> None:
     proc.terminate()
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
 

@@ -59,3 +59,24 @@ def resolve_resume(output_dir: str, resume: str | None) -> str | bool | None:
     if not os.path.isdir(resume):
         raise VLMGuardError(f"resume_from_checkpoint: {resume} is not a checkpoint folder")
     return resume
+
+
+def run_summary(trainer, prog: str, extra: str = "") -> None:
+    """One closing line on the main process: steps, processes, distribution and where the model went."""
+    acc = trainer.accelerator
+    if acc.is_main_process:
+        plugin = acc.state.deepspeed_plugin
+        print(f"{prog}: {trainer.state.global_step} steps on {acc.num_processes} process(es), "
+              f"{acc.distributed_type.value}" + (f" ZeRO-{plugin.zero_stage}" if plugin else "")
+              + f"; saved to {trainer.args.output_dir}" + (f"; {extra}" if extra else ""))
+
+
+def cli_entry(main, prog: str) -> None:
+    """``python -m vlmguard.sft`` / ``vlmguard.rl``: run ``main`` and print a VLMGuardError as one line."""
+    import sys
+
+    try:
+        main()
+    except VLMGuardError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(1)

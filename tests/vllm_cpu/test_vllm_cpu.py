@@ -7,11 +7,10 @@ import json
 import os
 import socket
 import subprocess
-import time
 
-import httpx
 import pytest
 
+from conftest import stop_server, wait_healthy
 from vlmguard.backends import SamplingParams, load_backend
 from vlmguard.chat import user_chat
 from vlmguard.examples import EXAMPLES
@@ -31,33 +30,22 @@ def _same(a: str, b: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def vllm_server(tiny_models):
+def vllm_server(tiny_models, tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("vllm") / "server.log"  # a file, not a pipe: vLLM logs a lot
     proc = subprocess.Popen([VLLM_PYTHON, "-m", "vllm.entrypoints.openai.api_server", "--model",
                              str(tiny_models["target"]), "--served-model-name", "tiny-target", "--host", "127.0.0.1",
                              "--port", str(port), "--gpu-memory-utilization", "0.2", "--max-model-len", "2048",
-                             "--dtype", "float32"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "--dtype", "float32"], stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"vllm exited: {proc.stderr.read()[-3000:]}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(1)
-    else:
-        proc.kill()
-        raise RuntimeError("vllm did not become healthy in 300 s")
-    yield url + "/v1"
-    proc.terminate()
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        wait_healthy(proc, url + "/health", timeout=300)
+    except RuntimeError as e:
+        raise RuntimeError(f"{e}\n{log.read_text()[-3000:]}") from None
+    yield url + "/v1"
+    stop_server(proc, timeout=30)
 
 
 @pytest.fixture(scope="module")
