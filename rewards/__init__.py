@@ -104,18 +104,15 @@ class RewardSet:
 
 def build_rewards(config: RewardsConfig | str | Path, check_servers: bool = True) -> RewardSet:
     """Instantiate every reward of a config (unknown names and options fail here, before any training)."""
-    from vlmguard.backends import SamplingParams, resolve_spec
+    from vlmguard.backends import SamplingParams, resolve_specs
 
     if not isinstance(config, RewardsConfig):
         config = RewardsConfig.load(config)
     resolved = {name: _resolve(name) for name in config.rewards}
-    specs = [config.target] + [o.get("judge") for o in config.rewards.values()]
-    for spec in specs:
-        if isinstance(spec, str):
-            resolve_spec(spec)  # every spec checked before any model loads
+    resolve_specs(config.target, *(o.get("judge") for o in config.rewards.values()))  # before any model loads
     ctx = RewardContext(None, config.fallback, SamplingParams(max_new_tokens=config.answer_max_new_tokens))
     ctx.target = ctx.backend(config.target) if config.target else None
-    if check_servers and ctx.target is not None and hasattr(ctx.target, "check"):
+    if check_servers and ctx.target is not None:
         ctx.target.check()
     funcs, weights, objects = [], [], {}
     for name, obj in resolved.items():
@@ -127,7 +124,7 @@ def build_rewards(config: RewardsConfig | str | Path, check_servers: bool = True
             except (TypeError, ValueError) as e:
                 raise VLMGuardError(f"{config.source}: reward {name!r}: {e}") from e
             judge = getattr(func, "judge", None)
-            if check_servers and judge is not None and hasattr(judge, "check"):
+            if check_servers and judge is not None:
                 judge.check()
             objects[func.name] = func
         else:

@@ -38,14 +38,10 @@ def _guard(args: argparse.Namespace, with_target: bool):
     config = GuardConfig(fallback=args.fallback, rewrite=SamplingParams(max_new_tokens=args.max_new_tokens),
                          answer=SamplingParams(max_new_tokens=args.max_new_tokens))
     guard = Guard(args.rewriter, args.target if with_target else None, config)
-    _check_remote(guard.rewriter, guard.target)
+    guard.rewriter.check()
+    if guard.target is not None:
+        guard.target.check()
     return guard, image
-
-
-def _check_remote(*backends) -> None:
-    for b in backends:
-        if hasattr(b, "check"):
-            b.check()
 
 
 def _print_result(r, args: argparse.Namespace, with_answer: bool) -> None:

@@ -5,7 +5,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .backends import Backend, OnError, SamplingParams, load_backend, resolve_spec
+from .backends import Backend, OnError, SamplingParams, load_backend, resolve_specs
 from .chat import Chat, last_user, user_chat, with_user_text
 from .format import REFUSAL, Fallback, Parsed, resolve
 from .images import ImageLike
@@ -48,9 +48,7 @@ class Guard(Backend):
     def __init__(self, rewriter: str | Backend, target: str | Backend | None = None,
                  config: GuardConfig | None = None) -> None:
         super().__init__()
-        for spec in (rewriter, target):
-            if isinstance(spec, str):
-                resolve_spec(spec)  # both specs checked before either model loads
+        resolve_specs(rewriter, target)  # both specs checked before either model loads
         self.rewriter = load_backend(rewriter)
         self.target = load_backend(target) if target is not None else None
         self.config = config or GuardConfig()

@@ -58,6 +58,13 @@ def _decode(data: bytes, name: str) -> Image.Image:
         raise VLMGuardError(f"image {name} is corrupt or truncated ({e}): re-export or re-download it") from e
 
 
+def fit(image: Image.Image, max_side: int | None) -> Image.Image:
+    """Downscale in place (aspect kept) so the longer side is at most ``max_side``; None leaves it as is."""
+    if max_side and max(image.size) > max_side:
+        image.thumbnail((max_side, max_side))
+    return image
+
+
 def to_data_url(src: ImageLike, base_dir: str | os.PathLike | None = None) -> str:
     """Encode an image as a base64 ``data:`` URL (what OpenAI-compatible servers accept)."""
     if isinstance(src, (str, os.PathLike)) and not isinstance(src, bytes):

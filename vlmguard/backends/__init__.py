@@ -25,7 +25,7 @@ KINDS = {"hf": "vlmguard.backends.hf:HFBackend",
          "vllm": "vlmguard.backends.vllm:VLLMBackend"}
 EXAMPLES = "hf:/path/to/model, openai:http://127.0.0.1:8000/v1?model=NAME or vllm:/path/to/model"
 
-__all__ = ["Backend", "SamplingParams", "OnError", "load_backend", "resolve_spec", "parse_spec", "parse_options",
+__all__ = ["Backend", "SamplingParams", "OnError", "load_backend", "resolve_spec", "resolve_specs", "parse_spec", "parse_options",
            "run_sync"]
 
 
@@ -78,6 +78,13 @@ def resolve_spec(spec: str):
     options = parse_options(cls.Options, raw, spec)
     cls.precheck(location, options)
     return cls, location, options
+
+
+def resolve_specs(*specs: str | Backend | None) -> None:
+    """Statically check every spec string (Backend instances and None are skipped) before any of them loads."""
+    for spec in specs:
+        if isinstance(spec, str):
+            resolve_spec(spec)
 
 
 def load_backend(spec: str | Backend) -> Backend:

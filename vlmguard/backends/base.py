@@ -46,6 +46,9 @@ class Backend(ABC):
     def precheck(cls, location: str, options: Any) -> None:
         """Cheap static checks of a spec (paths, URL shape) before anything loads; raise VLMGuardError."""
 
+    def check(self) -> None:
+        """Fail fast when the model cannot answer (remote backends ask their server); in-process ones loaded."""
+
     @abstractmethod
     def generate(self, chats: Sequence[Chat], params: SamplingParams | None = None,
                  on_error: OnError = "raise") -> list[str | None]:

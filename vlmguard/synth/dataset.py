@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..images import load_image
+from ..images import fit, load_image
 
 
 def sft_row(record_id: str, instruction: str, image: Any, target: str, system: str, **extra: Any) -> dict[str, Any]:
@@ -28,9 +28,7 @@ def save_sft_dataset(records: list[dict[str, Any]], path: Path, system: str, max
         if r["status"] != "kept":
             continue
         s = r["sample"]
-        image = load_image(s["image"]) if s.get("image") else None
-        if image is not None and max_image_side and max(image.size) > max_image_side:
-            image.thumbnail((max_image_side, max_image_side))
+        image = fit(load_image(s["image"]), max_image_side) if s.get("image") else None
         rows.append(sft_row(r["id"], s["instruction"], image, r["target"], system,
                             label=s.get("label") or "", category=s.get("category") or ""))
     message = [{"role": Value("string"), "content": Value("string")}]

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..backends import Backend, SamplingParams, load_backend, resolve_spec
+from ..backends import Backend, SamplingParams, load_backend, resolve_specs
 from ..chat import user_chat
 from ..errors import VLMGuardError
 from ..format import render
-from ..images import load_image
+from ..images import fit, load_image
 from ..prompts import load_prompt, render_prompt
 from ..schema import Sample, load_samples
 from ..store import JsonlStore
@@ -64,9 +64,7 @@ def _safe_name(text: str) -> str:
 class Synthesizer:
     def __init__(self, config: SynthConfig) -> None:
         self.config = c = config
-        for spec in (c.teacher, c.safe_responder, c.unsafe_responder):
-            if spec:
-                resolve_spec(spec)  # every spec checked before any model loads
+        resolve_specs(c.teacher, c.safe_responder, c.unsafe_responder)  # all checked before any model loads
         for name in ("hindsight_template", "causal_template", "intent_template", "prompt_template",
                      "safe_responder_template", "unsafe_responder_template", "rewriter_system"):
             load_prompt(getattr(c, name))  # a missing template fails now, not mid-run
@@ -82,10 +80,7 @@ class Synthesizer:
         for it in items:
             try:
                 if it.sample.image is not None:
-                    it.image = load_image(it.sample.image_path())
-                    side = self.config.max_image_side
-                    if side and max(it.image.size) > side:
-                        it.image.thumbnail((side, side))
+                    it.image = fit(load_image(it.sample.image_path()), self.config.max_image_side)
                     if not isinstance(it.sample.image, str):  # PIL / bytes (a datasets folder): keep a file
                         path = self.image_dir / f"{_safe_name(it.sample.id)}.png"
                         path.parent.mkdir(parents=True, exist_ok=True)
