@@ -1,7 +1,6 @@
 """The inference product: the rewriter turns (image, instruction) into a refined prompt; the target answers it."""
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 

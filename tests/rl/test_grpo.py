@@ -1,5 +1,4 @@
 """GRPO of the tiny rewriter with TRL's GRPOTrainer and the reward library (downstream VLM in the loop)."""
-import json
 
 import pytest
 import yaml

@@ -5,7 +5,7 @@ import asyncio
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Coroutine, Literal, Sequence, TypeVar
 
 from ..chat import Chat
