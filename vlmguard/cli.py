@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vlmguard", description="VLMGuard-R1: a reasoning rewriter that makes any "
                                 "vision-language model safer without touching its weights.")
     p.add_argument("--version", action="version", version=f"vlmguard {__version__}")
+    p.add_argument("--log-level", default=None, metavar="LEVEL",
+                   help="debug, info, warning, error or critical (default: env VLMGUARD_LOG_LEVEL, else info); "
+                        "give it before the command")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     s = sub.add_parser("tiny", help="build tiny offline rewriter/target/judge models (tests, demo)")
@@ -259,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     from .errors import VLMGuardError
+    from .logs import setup_logging
 
     try:
+        setup_logging(args.log_level)
         args.func(args)
     except VLMGuardError as e:
         print(f"vlmguard {args.command}: error: {e}", file=sys.stderr)

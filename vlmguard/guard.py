@@ -1,6 +1,7 @@
 """The inference product: the rewriter turns (image, instruction) into a refined prompt; the target answers it."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -9,6 +10,8 @@ from .chat import Chat, last_user, user_chat, with_user_text
 from .format import REFUSAL, Fallback, Parsed, resolve
 from .images import ImageLike
 from .prompts import load_prompt
+
+log = logging.getLogger(__name__)
 
 
 def rewriter_chat(instruction: str, image: ImageLike | None = None, system: str | None = None) -> Chat:
@@ -67,6 +70,11 @@ class Guard(Backend):
             self.stats["unparsed"] += not r.parsed.usable
             self.stats["fallbacks"] += r.fallback_used
             results.append(GuardResult(text, completion, r.parsed, r.prompt, r.fallback_used))
+        fallbacks = sum(r.fallback_used for r in results)
+        if fallbacks:
+            failed = sum(r.completion is None for r in results)
+            log.warning("%s: %d of %d rewrites had no usable <prompt> (%d rewriter calls failed); fallback %r used",
+                        self.rewriter.spec, fallbacks, len(results), failed, self.config.fallback)
         return results
 
     def run(self, chats: Sequence[Chat], params: SamplingParams | None = None,
