@@ -12,11 +12,10 @@ def build_trainer(script_args, training_args, model_args):
     from transformers import AutoProcessor
     from trl import GRPOTrainer, get_peft_config
 
-    from vlmguard.backends.hf import check_model_dir
     from vlmguard.export import ModelCardMixin
     from vlmguard.prompts import load_prompt
     from vlmguard.rewards import build_rewards
-    from vlmguard.training import ResumeMixin
+    from vlmguard.training import ResumeMixin, check_model_source, model_init_kwargs
 
     from .data import load_prompts
     from .plots import RewardCurveCallback
@@ -28,7 +27,10 @@ def build_trainer(script_args, training_args, model_args):
         raise VLMGuardError("set model_name_or_path (the rewriter to refine: an SFT output folder or a hub id)")
     if not script_args.rewards_config:
         raise VLMGuardError("set rewards_config to a rewards YAML (see configs/rewards/)")
-    check_model_dir(model_args.model_name_or_path)
+    check_model_source(model_args.model_name_or_path, "model_name_or_path", " — if it is the SFT output this recipe "
+                       "starts from, train it first (e.g. vlmguard sft --config configs/sft/tiny.yaml --output_dir "
+                       f"{model_args.model_name_or_path})", model_args.model_revision)
+    training_args.model_init_kwargs, quantization_config = model_init_kwargs(model_args, training_args)
     model_args.model_name_or_path = absolute_local(model_args.model_name_or_path)  # LoRA adapters record it
     rewards = build_rewards(script_args.rewards_config)  # unknown rewards and dead servers fail here, first
     if training_args.reward_weights is None:
@@ -38,13 +40,13 @@ def build_trainer(script_args, training_args, model_args):
                             f"defines {len(rewards.funcs)} rewards ({', '.join(rewards.names)}); set weights there")
     dataset = load_prompts(script_args.dataset_path, load_prompt(script_args.rewriter_system),
                            script_args.image_size, script_args.max_train_samples)
-    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
-    training_args.model_init_kwargs = {**(training_args.model_init_kwargs or {}), "dtype": model_args.dtype,
-                                       "revision": model_args.model_revision}
+    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision,
+                                              trust_remote_code=training_args.trust_remote_code)
     callbacks = [RewardCurveCallback()] if script_args.plot else []
     trainer = RewriterGRPOTrainer(model=model_args.model_name_or_path, reward_funcs=rewards.funcs, args=training_args,
                                   train_dataset=dataset, processing_class=processor,
-                                  peft_config=get_peft_config(model_args), callbacks=callbacks)
+                                  peft_config=get_peft_config(model_args), quantization_config=quantization_config,
+                                  callbacks=callbacks)
     trainer.vlmguard_rewards = rewards
     return trainer
 

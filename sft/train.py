@@ -11,9 +11,8 @@ def build_trainer(script_args, training_args, model_args):
     from transformers import AutoProcessor
     from trl import SFTTrainer, get_peft_config
 
-    from vlmguard.backends.hf import check_model_dir
     from vlmguard.export import ModelCardMixin
-    from vlmguard.training import ResumeMixin
+    from vlmguard.training import ResumeMixin, check_model_source, model_init_kwargs
 
     class RewriterSFTTrainer(ResumeMixin, ModelCardMixin, SFTTrainer):
         pass
@@ -22,22 +21,23 @@ def build_trainer(script_args, training_args, model_args):
 
     if not model_args.model_name_or_path:
         raise VLMGuardError("set model_name_or_path (the rewriter to fine-tune: a local folder or a hub id)")
-    check_model_dir(model_args.model_name_or_path)
+    check_model_source(model_args.model_name_or_path, "model_name_or_path", " — give a local model folder (build "
+                       "tiny ones with `vlmguard tiny --out DIR`) or a hub id that is in the cache, or unset "
+                       "HF_HUB_OFFLINE to download it", model_args.model_revision)
+    training_args.model_init_kwargs, quantization_config = model_init_kwargs(model_args, training_args)
     model_args.model_name_or_path = absolute_local(model_args.model_name_or_path)  # LoRA adapters record it
     dataset = load_sft_dataset(script_args.dataset_path, script_args.max_train_samples, script_args.validate_images)
     eval_dataset = None
     if script_args.eval_split_size > 0:
         split = dataset.train_test_split(test_size=script_args.eval_split_size, seed=training_args.seed)
         dataset, eval_dataset = split["train"], split["test"]
-    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
+    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision,
+                                              trust_remote_code=training_args.trust_remote_code)
     if not hasattr(processor, "image_processor"):
         raise VLMGuardError(f"{model_args.model_name_or_path} has no image processor: the rewriter must be a VLM")
-    training_args.model_init_kwargs = {**(training_args.model_init_kwargs or {}), "dtype": model_args.dtype,
-                                       "revision": model_args.model_revision}
-    if model_args.attn_implementation:
-        training_args.model_init_kwargs["attn_implementation"] = model_args.attn_implementation
     return RewriterSFTTrainer(model=model_args.model_name_or_path, args=training_args, train_dataset=dataset,
-                      eval_dataset=eval_dataset, processing_class=processor, peft_config=get_peft_config(model_args))
+                              eval_dataset=eval_dataset, processing_class=processor,
+                              peft_config=get_peft_config(model_args), quantization_config=quantization_config)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from .errors import VLMGuardError
 
@@ -61,6 +62,66 @@ def resolve_resume(output_dir: str, resume: str | None) -> str | bool | None:
     return resume
 
 
+def model_init_kwargs(model_args, training_args) -> tuple[dict, Any]:
+    """What TRL's own scripts build from ``trl.ModelConfig`` for loading the model: the ``from_pretrained`` kwargs
+    (dtype, revision, attn_implementation, and the training config's trust_remote_code) under the config's own
+    ``model_init_kwargs`` (which win, as in TRL's scripts), and the bitsandbytes config for ``load_in_4bit`` /
+    ``load_in_8bit`` (None without), for the trainer's ``quantization_config``. Checks the quantization options
+    here, before any model loads. Placement is TRL's (``create_model_from_path``: device_map "auto" on one process;
+    distributed, None, which bitsandbytes maps to the process's own GPU); trl 1.16 has no ``get_kbit_device_map``."""
+    kwargs = {"revision": model_args.model_revision, "trust_remote_code": training_args.trust_remote_code}
+    if model_args.dtype is not None:
+        kwargs["dtype"] = model_args.dtype
+    if model_args.attn_implementation:
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    kwargs.update(training_args.model_init_kwargs or {})
+    if model_args.load_in_4bit and model_args.load_in_8bit:
+        raise VLMGuardError("set load_in_4bit or load_in_8bit, not both")
+    if not (model_args.load_in_4bit or model_args.load_in_8bit):
+        return kwargs, None
+    import importlib.util
+
+    import torch
+    from trl import get_quantization_config
+
+    flag = "load_in_4bit" if model_args.load_in_4bit else "load_in_8bit"
+    missing = [what for what, ok in (("a CUDA GPU", torch.cuda.is_available()),
+                                     ("bitsandbytes", importlib.util.find_spec("bitsandbytes") is not None)) if not ok]
+    if missing:
+        raise VLMGuardError(f"{flag}: bitsandbytes quantization needs a CUDA GPU and `pip install bitsandbytes` "
+                            f"(missing here: {' and '.join(missing)})")
+    if not model_args.use_peft:
+        raise VLMGuardError(f"{flag} needs use_peft: true (QLoRA): a quantized model cannot be fully fine-tuned")
+    if "quantization_config" in kwargs:
+        raise VLMGuardError(f"{flag} and model_init_kwargs.quantization_config both set: keep one")
+    return kwargs, get_quantization_config(model_args)
+
+
+def check_model_source(name: str, what: str, hint: str = "", revision: str | None = None) -> None:
+    """Fail early, in one line, when the model ``name`` cannot load: a local folder must hold a model + processor;
+    anything else is a hub id, which offline (HF_HUB_OFFLINE) must already be in the Hugging Face cache. Online, an
+    uncached hub id is left to transformers to download. ``hint`` is appended to the offline error."""
+    from pathlib import Path
+
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    from .backends.hf import check_model_dir
+
+    if Path(name).expanduser().exists():
+        check_model_dir(name)
+        return
+    if name.startswith(("/", ".", "~")):
+        raise VLMGuardError(f"{what} {name!r} is not a local folder (no such path){hint}")
+    try:
+        cached = try_to_load_from_cache(name, "config.json", revision=revision)
+    except HFValidationError:  # e.g. a/b/c: neither a folder here nor a hub id
+        raise VLMGuardError(f"{what} {name!r} is not a local folder and not a valid hub id{hint}") from None
+    if not isinstance(cached, str) and constants.HF_HUB_OFFLINE:
+        raise VLMGuardError(f"{what} {name!r} is not a local folder and not in the Hugging Face cache "
+                            f"(offline mode){hint}")
+
+
 def train_and_save(trainer, prog: str, argv, script_args, training_args, model_args) -> None:
     """What every recipe does after building its trainer: record the recipe (for the model card `vlmguard
     export` writes), train (resuming from the last checkpoint), save model or adapter + processor, push."""
@@ -91,7 +152,10 @@ def cli_entry(main, prog: str) -> None:
     """``python -m vlmguard.sft`` / ``vlmguard.rl``: run ``main`` and print a VLMGuardError as one line."""
     import sys
 
+    from .logs import setup_logging
+
     try:
+        setup_logging()  # level from env VLMGUARD_LOG_LEVEL (default info)
         main()
     except VLMGuardError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
