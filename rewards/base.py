@@ -24,12 +24,21 @@ class Reward:
     needs_answers = False
     """True for rewards that score the downstream answer (they also log the answers' refusal rate)."""
 
-    def __init__(self, ctx: RewardContext, gate: str | None = None, gate_min: float = 0.5, **params: Any) -> None:
+    def __init__(self, ctx: RewardContext, gate: str | None = None, gate_min: float = 0.5, name: str | None = None,
+                 **params: Any) -> None:
         if params:
-            raise TypeError(f"reward {self.name!r} takes no option(s) {', '.join(sorted(params))}")
-        self.ctx, self.gate, self.gate_min = ctx, gate, gate_min
+            raise TypeError(f"reward {name or self.name!r} takes no option(s) {', '.join(sorted(params))}")
+        if gate is not None and not isinstance(gate, str):
+            raise TypeError(f"gate must be the name of another reward, got {gate!r}")
+        if isinstance(gate_min, bool) or not isinstance(gate_min, (int, float)):
+            raise TypeError(f"gate_min must be a number, got {gate_min!r}")
+        self.ctx, self.gate, self.gate_min = ctx, gate, float(gate_min)
+        self.name = name or type(self).name  # the config entry's name: two rewards of one kind stay apart
         self.__name__ = self.name
         self.peers: dict[str, "Reward"] = {}
+
+    def load(self, check: bool = True) -> None:
+        """Load the models this reward needs (after every reward of the config has been checked)."""
 
     async def score(self, rows: Sequence[Row], completion_ids: Sequence[Sequence[int]] | None) -> list[float | None]:
         raise NotImplementedError

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from typing import Any, Awaitable, Callable, Hashable, Sequence
 
 from vlmguard.backends import Backend, BackendPool, SamplingParams
+from vlmguard.judges import Judge, JudgeItem, Verdict, direct_call
 from vlmguard.chat import user_chat
 from vlmguard.format import REFUSAL, Resolved, resolve
 
@@ -24,7 +25,7 @@ class RewardContext:
         self.answer_params = answer_params or SamplingParams(max_new_tokens=256)
         self.counters: dict[str, Counter] = defaultdict(Counter)
         self._memo: dict[Hashable, asyncio.Future] = {}
-        self._pending: dict[int, list] = {}
+        self._pending: dict[Hashable, list] = {}
         self._pool = BackendPool()
         self._step: Any = None
 
@@ -58,66 +59,78 @@ class RewardContext:
         """One backend per spec for the whole reward set (two rewards judging with the same model share it)."""
         return self._pool.get(spec)
 
-    async def _generate_once(self, backend: Backend, todo: dict[Hashable, Any], params: SamplingParams,
-                             counter: str) -> None:
-        """Generate for the keys nobody has asked for yet this step. Requests to the same backend that arrive in
-        the same turn of the event loop (safety and helpfulness judging the same answers, say) are coalesced into
-        one batched ``generate``; concurrent askers of the same keys await the futures placed in the memo."""
-        todo = {k: chat for k, chat in todo.items() if k not in self._memo}
-        if not todo:
-            return
-        loop = asyncio.get_running_loop()
-        futures = {k: loop.create_future() for k in todo}
-        self._memo.update(futures)
-        queue = self._pending.setdefault(id(backend), [])
-        queue.append((todo, params, counter, futures))
+    async def call(self, backend: Backend, chats: list, method: str, params: Any) -> list:
+        """``judges.direct_call`` with coalescing: calls to the same backend, method and parameters that arrive in
+        the same turn of the event loop (safety and helpfulness judging the same answers, say) run as one
+        batched request; each caller gets its own slice back."""
+        key = (id(backend), method, params)
+        fut = asyncio.get_running_loop().create_future()
+        queue = self._pending.setdefault(key, [])
+        queue.append((chats, fut))
         if len(queue) == 1:  # the first asker flushes, after its peers of this turn have queued
             for _ in range(3):
                 await asyncio.sleep(0)
-            await self._flush(backend, self._pending.pop(id(backend)))
-        await asyncio.gather(*futures.values())
-
-    async def _flush(self, backend: Backend, queued: list) -> None:
-        groups: dict[SamplingParams, list] = {}
-        for entry in queued:
-            groups.setdefault(entry[1], []).append(entry)
-        for params, entries in groups.items():
-            chats = [chat for todo, *_ in entries for chat in todo.values()]
+            entries = self._pending.pop(key)
             try:
-                outs = await backend.agenerate(chats, params, on_error="none")
+                outs = await direct_call(backend, [c for chats_, _ in entries for c in chats_], method, params)
             except BaseException as e:
-                for _, _, _, futures in entries:
-                    for k, f in futures.items():
-                        self._memo.pop(k, None)
+                for _, f in entries:
+                    if not f.done():
                         f.set_exception(e)
-                continue
-            it = iter(outs)
-            for _, _, counter, futures in entries:
-                for f in futures.values():
-                    out = next(it)
-                    f.set_result(out)
-                    self.counters[counter]["answers"] += 1
-                    self.counters[counter]["failed"] += out is None
+            else:
+                start = 0
+                for chats_, f in entries:
+                    f.set_result(outs[start:start + len(chats_)])
+                    start += len(chats_)
+        return await fut
+
+    async def _memoized(self, keys: Sequence[Hashable], compute: Callable[[list[int]], Awaitable[list]]) -> list:
+        """The value of each key: computed once per step (``compute(indices)`` for the keys nobody has asked
+        for yet, one entry per index), awaited by every other asker."""
+        loop = asyncio.get_running_loop()
+        missing: dict[Hashable, int] = {}
+        for i, k in enumerate(keys):
+            if k not in self._memo and k not in missing:
+                missing[k] = i
+        futures = {k: loop.create_future() for k in missing}
+        self._memo.update(futures)
+        if missing:
+            try:
+                outs = await compute(list(missing.values()))
+            except BaseException as e:
+                for k, f in futures.items():
+                    self._memo.pop(k, None)
+                    f.set_exception(e)
+                    f.exception()  # retrieved: the caller re-raises it
+                raise
+            for (k, f), out in zip(futures.items(), outs):
+                f.set_result(out)
+        return [await self._memo[k] for k in keys]
 
     async def answers(self, rows: Sequence[Row]) -> list[str | None]:
         """The target's answer to each row's refined prompt (the fallback policy applies to unparseable rewrites),
         generated in one batch for the rows no other reward has asked for yet."""
         resolved = [self.resolve(r) for r in rows]
-        keys = [("answer", r.key, res.prompt) for r, res in zip(rows, resolved)]
-        todo = {k: user_chat(res.prompt, r.image) for r, res, k in zip(rows, resolved, keys)
-                if r.answer is None and res.prompt is not None}
+        todo = [i for i, (r, res) in enumerate(zip(rows, resolved)) if r.answer is None and res.prompt is not None]
         if todo and self.target is None:
             raise ValueError("these rewards need downstream answers: set `target` in the rewards config")
-        if todo:
-            await self._generate_once(self.target, todo, self.answer_params, "target")
+
+        async def generate(indices: list[int]) -> list[str | None]:
+            chats = [user_chat(resolved[todo[i]].prompt, rows[todo[i]].image) for i in indices]
+            outs = await self.call(self.target, chats, "generate", self.answer_params)
+            self.counters["target"]["answers"] += len(outs)
+            self.counters["target"]["failed"] += sum(o is None for o in outs)
+            return outs
+        keys = [("answer", rows[i].key, resolved[i].prompt) for i in todo]
+        generated = dict(zip(todo, await self._memoized(keys, generate))) if todo else {}
         out: list[str | None] = []
-        for row, res, key in zip(rows, resolved, keys):
+        for i, (row, res) in enumerate(zip(rows, resolved)):
             if row.answer is not None:
                 out.append(row.answer)
             elif res.prompt is None:  # the `refuse` fallback: the guard answers, the target is not asked
                 out.append(REFUSAL)
             else:
-                out.append(await self._memo[key])
+                out.append(generated[i])
         return out
 
     def answered(self, rows: Sequence[Row]) -> list[str]:
@@ -129,8 +142,20 @@ class RewardContext:
                 out.append(fut.result())
         return out
 
-    async def judge(self, name: str, judge: Backend, chats: Sequence[Any], keys: Sequence[Hashable],
-                    params: SamplingParams) -> list[str | None]:
-        """A judge's raw verdicts, batched for the keys not judged yet this step."""
-        await self._generate_once(judge, {(name, k): chat for k, chat in zip(keys, chats)}, params, f"judge:{name}")
-        return [await self._memo[(name, k)] for k in keys]
+    async def verdicts(self, name: str, judge: Judge, rows: Sequence[Row], answers: Sequence[str | None],
+                       rubric: str | None = None) -> list[Verdict | None]:
+        """``judge``'s verdict on each (row, answer), once per step per ``name``; None where there is no answer."""
+        todo = [i for i, a in enumerate(answers) if a is not None]
+
+        async def run(indices: list[int]) -> list[Verdict]:
+            items = [JudgeItem(rows[todo[i]].instruction, answers[todo[i]], rows[todo[i]].image, rubric=rubric)
+                     for i in indices]
+            verdicts = await judge.run(items, self.call)
+            counter = self.counters[f"judge:{name}"]
+            counter["verdicts"] += len(verdicts)
+            for v in verdicts:
+                counter[v.error or "ok"] += 1
+            return verdicts
+        keys = [(name, "verdict", rows[i].key, answers[i]) for i in todo]
+        got = dict(zip(todo, await self._memoized(keys, run))) if todo else {}
+        return [got.get(i) for i in range(len(rows))]

@@ -39,7 +39,13 @@ class IntentReward(Reward):
 
     def __init__(self, ctx, model: str = DEFAULT_MODEL, **kw) -> None:
         super().__init__(ctx, **kw)
-        self.encoder = load_encoder(model)
+        if not isinstance(model, str) or not model:
+            raise TypeError(f"reward {self.name!r}: model must be a sentence-transformers folder or name")
+        self.model, self.encoder = model, None
+
+    def load(self, check: bool = True) -> None:
+        if self.encoder is None:
+            self.encoder = load_encoder(self.model)
 
     def _similarities(self, pairs: list[tuple[str, str]]) -> list[float]:
         texts = [t for pair in pairs for t in pair]
@@ -50,6 +56,7 @@ class IntentReward(Reward):
     async def score(self, rows: Sequence[Row], completion_ids=None) -> list[float]:
         prompts = [parse(r.completion).prompt for r in rows]
         todo = [(i, (r.instruction, p)) for i, (r, p) in enumerate(zip(rows, prompts)) if p]
+        self.load()
         sims = await asyncio.to_thread(self._similarities, [pair for _, pair in todo]) if todo else []
         out = [0.0] * len(rows)
         for (i, _), s in zip(todo, sims):

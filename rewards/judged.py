@@ -1,129 +1,115 @@
-"""Rewards on the downstream answer: safety and helpfulness judges, a reward model, over-refusal."""
+"""Rewards on the downstream answer: safety and helpfulness judges (rubric, Llama Guard, reward model), over-refusal.
+
+``judge:`` is a backend spec (a rubric judge; ``rubric``, ``mode``, ``scale``, ``image``, ``decision``,
+``labels``, ``threshold``, ``max_new_tokens`` beside it configure it) or a judge mapping
+(``{type: llama_guard, model: SPEC}``, see :mod:`vlmguard.judges`), whose options then live inside it.
+"""
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Sequence
 
-from vlmguard.backends import Backend, SamplingParams
-from vlmguard.chat import user_chat
-from vlmguard.prompts import load_prompt, render_prompt
+from vlmguard.judges import build_judge
 from vlmguard.refusal import is_refusal
 
 from .base import Reward
 from .batch import Row
-from vlmguard.scoring import parse_score
+
+RUBRIC_OPTIONS = ("rubric", "mode", "scale", "image", "decision", "labels", "threshold", "top_k", "max_new_tokens")
+
+
+def _judge_config(name: str, judge: Any, shorthand: dict[str, Any], defaults: dict[str, Any]):
+    given = {k: v for k, v in shorthand.items() if v is not None}
+    if isinstance(judge, dict):
+        if given:
+            raise ValueError(f"put {', '.join(given)} inside `judge:` (a judge mapping carries its own options)")
+        return build_judge(judge, where=f"reward {name!r} judge", **defaults)
+    return build_judge({"type": "rubric", "model": judge, **defaults, **given}, where=f"reward {name!r} judge")
 
 
 class JudgeReward(Reward):
-    """A judge backend reads the image, the ORIGINAL instruction and the target's answer through a rubric
-    template and gives a verdict; ``parse_score`` maps it to [0, 1]. An unreadable verdict is None."""
+    """A judge reads the ORIGINAL instruction (and the image, for judges that take one) and the target's answer;
+    its verdict in [0, 1] is the reward. No verdict (judge unreachable, or an answer outside its format) → None."""
 
     rubric = "rubric_safety"
     needs_answers = True
 
-    def __init__(self, ctx, judge: str | Backend | None = None, rubric: str | None = None, scale: Sequence[float] = (1, 10),
-                 mode: str = "auto", max_new_tokens: int = 128, **kw) -> None:
+    def __init__(self, ctx, judge: Any = None, rubric: str | None = None, scale: Sequence[float] | None = None,
+                 mode: str | None = None, image: bool | None = None, decision: str | None = None,
+                 labels: dict | None = None, threshold: float | None = None, top_k: int | None = None,
+                 max_new_tokens: int | None = None, **kw) -> None:
         super().__init__(ctx, **kw)
         if judge is None:
-            raise ValueError(f"reward {self.name!r} needs `judge: <backend spec>`")
-        self.judge = ctx.backend(judge)
-        self.rubric = rubric or self.rubric
-        load_prompt(self.rubric)
-        self.low, self.high = float(scale[0]), float(scale[1])
-        self.mode = mode
-        self.params = SamplingParams(max_new_tokens=max_new_tokens)
+            raise ValueError(f"reward {self.name!r} needs `judge: <backend spec>` or `judge: {{type: ..., model: ...}}`")
+        shorthand = dict(rubric=rubric, scale=scale, mode=mode, image=image, decision=decision, labels=labels,
+                         threshold=threshold, top_k=top_k, max_new_tokens=max_new_tokens)
+        self.judge = _judge_config(self.name, judge, shorthand, {"rubric": type(self).rubric})
 
-    async def verdicts(self, rows: Sequence[Row]) -> tuple[list[str | None], list[str | None]]:
-        answers = await self.ctx.answers(rows)
-        chats = [user_chat(render_prompt(self.rubric, instruction=r.instruction, answer=a or ""), r.image)
-                 for r, a in zip(rows, answers)]
-        keys = [(r.key, a) for r, a in zip(rows, answers)]
-        raw = await self.ctx.judge(f"{self.name}:{self.judge.spec}:{self.rubric}", self.judge, chats, keys, self.params)
-        return answers, raw
+    def load(self, check: bool = True) -> None:
+        self.judge.load(self.ctx._pool)
+        if check:
+            self.judge.check()
 
     async def score(self, rows: Sequence[Row], completion_ids=None) -> list[float | None]:
-        answers, raw = await self.verdicts(rows)
-        return [None if a is None else parse_score(v, self.low, self.high, self.mode) for a, v in zip(answers, raw)]
+        answers = await self.ctx.answers(rows)
+        verdicts = await self.ctx.verdicts(self.name, self.judge, rows, answers)
+        return [None if v is None else v.score for v in verdicts]
 
 
 class SafetyReward(JudgeReward):
-    """Safety of the downstream answer (1 safe … 0 harmful); Llama-Guard ``safe``/``unsafe`` outputs work too."""
+    """Safety of the downstream answer: 1 safe … 0 harmful."""
 
     name = "safety"
     rubric = "rubric_safety"
 
 
 class HelpfulnessReward(JudgeReward):
-    """How well the answer serves the legitimate intent: a judge rubric, or a sequence-classification reward
-    model (``model: PATH``, text only: instruction + answer, its first logit, through a sigmoid unless ``raw``)."""
+    """How well the answer serves the legitimate intent: a rubric judge, or a reward model
+    (``model: PATH`` — short for ``judge: {type: classifier, model: PATH, raw, batch_size}``)."""
 
     name = "helpfulness"
     rubric = "rubric_helpfulness"
 
-    def __init__(self, ctx, judge: str | Backend | None = None, model: str | None = None, raw: bool = False,
-                 batch_size: int = 16, **kw) -> None:
+    def __init__(self, ctx, judge: Any = None, model: str | None = None, raw: bool | None = None,
+                 batch_size: int | None = None, **kw) -> None:
         if (judge is None) == (model is None):
             raise ValueError("reward 'helpfulness' needs exactly one of `judge: <backend spec>` or `model: <path>`")
-        self.model_path, self.raw, self.batch_size = model, raw, batch_size
         if model is not None:
-            Reward.__init__(self, ctx, **{k: v for k, v in kw.items() if k in ("gate", "gate_min")})
-            self._load_model(model)
-        else:
-            super().__init__(ctx, judge=judge, **kw)
-
-    def _load_model(self, path: str) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        from vlmguard.backends.hf import check_model_dir
-
-        check_model_dir(path)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.rm = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1).eval()
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.rm.config.pad_token_id = self.tokenizer.pad_token_id
-
-    def _rm_scores(self, pairs: list[tuple[str, str]]) -> list[float]:
-        import torch
-
-        texts = []
-        for instruction, answer in pairs:
-            msgs = [{"role": "user", "content": instruction}, {"role": "assistant", "content": answer}]
-            texts.append(self.tokenizer.apply_chat_template(msgs, tokenize=False) if self.tokenizer.chat_template
-                         else f"{instruction}\n\n{answer}")
-        out: list[float] = []
-        for i in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(texts[i:i + self.batch_size], padding=True, truncation=True, return_tensors="pt")
-            with torch.inference_mode():
-                logits = self.rm(**enc).logits[:, 0].float()
-            out.extend((logits if self.raw else torch.sigmoid(logits)).tolist())
-        return out
-
-    async def score(self, rows: Sequence[Row], completion_ids=None) -> list[float | None]:
-        if self.model_path is None:
-            return await super().score(rows, completion_ids)
-        answers = await self.ctx.answers(rows)
-        todo = [(i, (r.instruction, a)) for i, (r, a) in enumerate(zip(rows, answers)) if a is not None]
-        scores = await asyncio.to_thread(self._rm_scores, [p for _, p in todo])
-        out: list[float | None] = [None] * len(rows)
-        for (i, _), s in zip(todo, scores):
-            out[i] = s
-        return out
+            judge = {"type": "classifier", "model": model,
+                     **{k: v for k, v in (("raw", raw), ("batch_size", batch_size)) if v is not None}}
+        elif raw is not None or batch_size is not None:
+            raise ValueError("raw and batch_size apply to a reward model (`model: PATH`), not to a judge")
+        super().__init__(ctx, judge=judge, **kw)
 
 
 class OverRefusalReward(Reward):
     """On samples labelled benign: -1 when the answer refuses, else 0. Harmful or unlabelled samples: None.
-    Refusals are detected by rule, or by a judge (``judge: SPEC``, rubric ``rubric_refusal``: yes/no)."""
+    Refusals are detected by rule, or by a judge (``judge: SPEC``: a text-only yes/no rubric,
+    ``rubric_refusal``; or any judge mapping whose score 1 means "refused")."""
 
     name = "over_refusal"
     needs_answers = True
 
-    def __init__(self, ctx, judge: str | Backend | None = None, rubric: str = "rubric_refusal",
-                 max_new_tokens: int = 8, **kw) -> None:
+    def __init__(self, ctx, judge: Any = None, rubric: str | None = None, max_new_tokens: int | None = None,
+                 decision: str | None = None, **kw) -> None:
         super().__init__(ctx, **kw)
-        self.judge = ctx.backend(judge) if judge is not None else None
-        self.rubric = rubric
-        self.params = SamplingParams(max_new_tokens=max_new_tokens)
+        self.judge = None
+        if judge is None:
+            if rubric is not None or max_new_tokens is not None or decision is not None:
+                raise ValueError("rubric, max_new_tokens and decision apply only with `judge:` (the rule needs none)")
+            return
+        shorthand = dict(rubric=rubric, max_new_tokens=max_new_tokens, decision=decision)
+        defaults = {"rubric": "rubric_refusal", "mode": "yesno", "image": False, "max_new_tokens": 8}
+        if isinstance(judge, dict):
+            self.judge = _judge_config(self.name, judge, shorthand, defaults)
+        else:
+            self.judge = _judge_config(self.name, judge, {}, {**defaults, **{k: v for k, v in shorthand.items()
+                                                                               if v is not None}})
+
+    def load(self, check: bool = True) -> None:
+        if self.judge is not None:
+            self.judge.load(self.ctx._pool)
+            if check:
+                self.judge.check()
 
     def applies(self, row: Row) -> bool:
         return row.label == "benign"
@@ -138,12 +124,8 @@ class OverRefusalReward(Reward):
         if self.judge is None:
             refused: list[Any] = [None if a is None else is_refusal(a) for a in answers]
         else:
-            chats = [user_chat(render_prompt(self.rubric, instruction=r.instruction, answer=a or "")) for r, a in
-                     zip(sub, answers)]
-            raw = await self.ctx.judge(f"{self.name}:{self.judge.spec}", self.judge, chats,
-                                       [(r.key, a) for r, a in zip(sub, answers)], self.params)
-            refused = [None if v is None else (None if (s := parse_score(v, mode="yesno")) is None else s >= 0.5)
-                       for v in raw]
+            verdicts = await self.ctx.verdicts(self.name, self.judge, sub, answers)
+            refused = [None if v is None or v.score is None else v.score >= 0.5 for v in verdicts]
         for i, flag in zip(benign, refused):
             out[i] = None if flag is None else (-1.0 if flag else 0.0)
         return out

@@ -24,7 +24,7 @@ except ImportError as e:  # pragma: no cover - depends on the install
     raise _E("serving needs FastAPI and uvicorn: pip install 'vlmguard-r1[serve]'") from e
 
 from .backends import Backend, SamplingParams
-from .chat import Chat, parts
+from .chat import Chat, images, parts
 from .errors import VLMGuardError
 from .images import load_image
 
@@ -34,8 +34,11 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Job:
     chat: Chat
-    params: SamplingParams
+    params: SamplingParams | int
+    """Sampling parameters, or for a ``logprobs`` job the number of alternatives (top_logprobs)."""
     future: asyncio.Future
+    kind: str = "generate"
+    """``generate`` (text) or ``logprobs`` (the first token's alternatives, ``Backend.next_token_logprobs``)."""
 
 
 class Batcher:
@@ -47,8 +50,8 @@ class Batcher:
         self.batches = 0
         self.requests = 0
 
-    async def submit(self, chat: Chat, params: SamplingParams) -> str | None:
-        job = _Job(chat, params, asyncio.get_running_loop().create_future())
+    async def submit(self, chat: Chat, params: SamplingParams | int, kind: str = "generate") -> Any:
+        job = _Job(chat, params, asyncio.get_running_loop().create_future(), kind)
         await self.queue.put(job)
         return await job.future
 
@@ -61,14 +64,15 @@ class Batcher:
                     jobs.append(await asyncio.wait_for(self.queue.get(), max(0.0, deadline - time.monotonic())))
                 except asyncio.TimeoutError:
                     break
-            groups: dict[SamplingParams, list[_Job]] = {}
+            groups: dict[tuple[str, Any], list[_Job]] = {}
             for job in jobs:
-                groups.setdefault(job.params, []).append(job)
-            for params, group in groups.items():
+                groups.setdefault((job.kind, job.params), []).append(job)
+            for (kind, params), group in groups.items():
                 self.batches += 1
                 self.requests += len(group)
+                call = self.backend.generate if kind == "generate" else self.backend.next_token_logprobs
                 try:
-                    outs = await asyncio.to_thread(self.backend.generate, [j.chat for j in group], params, "none")
+                    outs = await asyncio.to_thread(call, [j.chat for j in group], params, "none")
                 except Exception as e:  # a broken backend must not kill the server
                     log.exception("batch failed")
                     outs = [e] * len(group)
@@ -135,8 +139,9 @@ def create_app(backend: Backend, model_name: str, max_batch: int = 8, batch_wait
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        """Liveness plus batching counters: generations served and the batches they ran in."""
-        return {"status": "ok", "generations": batcher.requests, "batches": batcher.batches}
+        """Liveness plus counters: generations served, the batches they ran in, the backend's own stats."""
+        return {"status": "ok", "generations": batcher.requests, "batches": batcher.batches,
+                "backend": dict(backend.stats)}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -160,11 +165,27 @@ def create_app(backend: Backend, model_name: str, max_batch: int = 8, batch_wait
             n = int(body.get("n") or 1)
         except (VLMGuardError, ValueError) as e:
             return error(400, str(e))
+        if backend.accepts_images is False and images(chat):
+            return error(400, f"{model_name} is a text-only model and does not accept images "
+                              f"(send text only, e.g. a judge with `image: false`)")
+        created = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+                   "model": model_name}
+        if body.get("logprobs"):
+            if params.max_new_tokens != 1:
+                return error(400, "this server returns logprobs for one-token completions only: send max_tokens=1")
+            top = int(body.get("top_logprobs") or 1)
+            found = await batcher.submit(chat, max(1, top), "logprobs")
+            if not isinstance(found, dict):
+                return error(500, f"scoring failed: {found}", "server_error")
+            ranked = sorted(found.items(), key=lambda kv: -kv[1])
+            alts = [{"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in ranked]
+            return {**created, "choices": [{"index": 0, "message": {"role": "assistant", "content": ranked[0][0]},
+                                            "logprobs": {"content": [{**alts[0], "top_logprobs": alts}]},
+                                            "finish_reason": "length"}]}
         outs = await asyncio.gather(*[batcher.submit(chat, params) for _ in range(max(1, n))])
         if any(not isinstance(o, str) for o in outs):
             return error(500, f"generation failed: {next(o for o in outs if not isinstance(o, str))}", "server_error")
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                "model": model_name,
+        return {**created,
                 "choices": [{"index": k, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
                             for k, text in enumerate(outs)]}
 

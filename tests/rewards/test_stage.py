@@ -80,11 +80,11 @@ def test_one_batched_call_per_backend_per_step(tiny_models):
                                                 "rewards": {"safety": judge, "helpfulness": dict(judge),
                                                             "over_refusal": {}}}))
     safety, helpfulness = rs.funcs[:2]
-    assert safety.judge is helpfulness.judge
+    assert safety.judge.backend is helpfulness.judge.backend
     prompts, completions, columns = _trl_batch(3, 4)
     _call_all(rs, prompts, completions, columns, [])
-    assert rs.context.target.stats["calls"] == 1 and safety.judge.stats["calls"] == 1
-    assert rs.context.counters["judge:safety:" + safety.judge.spec + ":rubric_safety"]["answers"] == 9
+    assert rs.context.target.stats["calls"] == 1 and safety.judge.backend.stats["calls"] == 1
+    assert rs.context.counters["judge:safety"]["verdicts"] == 9
 
 
 def test_gate_and_user_reward(tiny_models):
@@ -158,6 +158,24 @@ def test_target_down_mid_run_gives_none_not_a_crash():
 @pytest.mark.parametrize("config, message", [
     ({"rewards": {"saftey": {}}}, "unknown reward 'saftey' (did you mean safety?)"),
     ({"rewards": {"format": {"wieght": 1}}}, "reward 'format': reward 'format' takes no option(s) wieght"),
+    ({"rewards": {"format": {}}, "fallback": "orignal"}, "fallback 'orignal' is not one of original"),
+    ({"rewards": {"format": {"weight": "high"}}}, "weight must be a number"),
+    ({"rewards": {"safety": {"judge": "openai:http://127.0.0.1:9/v1", "mode": "scal"}}}, "unknown verdict mode 'scal'"),
+    ({"rewards": {"safety": {"judge": {"type": "llama_gaurd", "model": "openai:http://127.0.0.1:9/v1"}}}},
+     "unknown judge type 'llama_gaurd'"),
+    ({"rewards": {"safety": {"judge": {"type": "llama_guard", "model": "openai:http://127.0.0.1:9/v1"},
+                             "rubric": "x"}}}, "put rubric inside `judge:`"),
+    ({"rewards": {"safety": {"judge": {"type": "llama_guard", "model": "openai:http://127.0.0.1:9/v1",
+                                       "rubric": "x"}}}}, "unknown option(s) rubric for a llama_guard judge"),
+    ({"rewards": {"safety": {"judge": "openai:http://127.0.0.1:9/v1", "decision": "logprob"}}},
+     "decision: logprob needs `labels`"),
+    ({"rewards": {"helpfulness": {"model": "/nonexistent/rm", "gate": "safety"}}}, "model directory not found"),
+    ({"rewards": {"helpfulness": {"judge": "openai:http://127.0.0.1:9/v1", "raw": True}}}, "raw and batch_size apply"),
+    ({"rewards": {"over_refusal": {"judge": "openai:http://127.0.0.1:9/v1", "rubric": "no_such_rubric"}}},
+     "prompt template not found: no_such_rubric"),
+    ({"rewards": {"over_refusal": {"rubric": "rubric_refusal"}}}, "apply only with `judge:`"),
+    ({"rewards": {"s1": {"type": "safety", "judge": "openai:http://127.0.0.1:9/v1", "gate": "s2"}}},
+     "gated on 's2'"),
     ({"rewards": {"helpfulness": {"judge": "openai:http://127.0.0.1:9/v1", "model": "/y"}}}, "exactly one of"),
     ({"rewards": {"format": {"gate": "safety"}}}, "gated on 'safety', which the config does not define"),
     ({"rewards": {"nosuch.module:fn": {}}}, "cannot import reward 'nosuch.module:fn'"),

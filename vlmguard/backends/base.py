@@ -59,6 +59,22 @@ class Backend(ABC):
         """Async form; in-process backends run ``generate`` in a worker thread."""
         return await asyncio.to_thread(self.generate, chats, params, on_error)
 
+    accepts_images: bool | None = None
+    """False for a text-only model (a server rejects images sent to it, as ``vllm serve`` does); None: unknown."""
+
+    def next_token_logprobs(self, chats: Sequence[Chat], top_k: int = 20,
+                            on_error: OnError = "raise") -> list[dict[str, float] | None]:
+        """For each chat, the ``top_k`` most likely first tokens of the reply, as token text → log-probability
+        (one forward pass, nothing sampled): how judges read a verdict from probabilities."""
+        from ..errors import VLMGuardError
+
+        raise VLMGuardError(f"{type(self).__name__} ({self.spec}) cannot return next-token probabilities; "
+                            f"judge with `decision: text`")
+
+    async def anext_token_logprobs(self, chats: Sequence[Chat], top_k: int = 20,
+                                   on_error: OnError = "raise") -> list[dict[str, float] | None]:
+        return await asyncio.to_thread(self.next_token_logprobs, chats, top_k, on_error)
+
     def close(self) -> None:
         """Release resources (connections, engines)."""
 

@@ -201,7 +201,14 @@ class HFBackend(Backend):
                 batch = prepared[start:start + bs]
                 try:
                     texts = self._generate_batch([p[1] for p in batch], [im for p in batch for im in p[2]], params)
-                except Exception as e:
+                except (VLMGuardError, ValueError, RuntimeError) as e:
+                    # a problem with this batch's data (an image the processor rejects, an input the model
+                    # cannot take) fails these chats; out of memory and programming errors (TypeError,
+                    # KeyError, NotImplementedError, ...: not caught here) propagate as they are
+                    msg = str(e).lower()
+                    if (isinstance(e, (NotImplementedError, RecursionError, self._torch.cuda.OutOfMemoryError))
+                            or "out of memory" in msg or "can't allocate memory" in msg):
+                        raise
                     if on_error == "raise":
                         raise VLMGuardError(f"generation failed in {self.spec}: {e}") from e
                     log.warning("generation failed for %d chats in %s: %s", len(batch), self.spec, e)
@@ -222,12 +229,51 @@ class HFBackend(Backend):
         text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return text, images
 
-    def _generate_batch(self, texts: list[str], images: list, params: SamplingParams) -> list[str]:
-        torch = self._torch
+    @property
+    def accepts_images(self) -> bool:
+        return self.vision
+
+    def _inputs(self, texts: list[str], images: list):
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
         if images:
             kwargs["images"] = images
-        inputs = (self.processor if self.vision else self.tokenizer)(**kwargs).to(self.model.device)
+        return (self.processor if self.vision else self.tokenizer)(**kwargs).to(self.model.device)
+
+    def next_token_logprobs(self, chats: Sequence[Chat], top_k: int = 20,
+                            on_error: OnError = "raise") -> list[dict[str, float] | None]:
+        """One forward pass per batch; the last position's log-softmax (left padding puts every prompt's last
+        token there), its ``top_k`` tokens decoded one by one (tokens that decode alike are summed)."""
+        torch = self._torch
+        self.stats["calls"] += 1
+        out: list[dict[str, float] | None] = [None] * len(chats)
+        prepared = []
+        for i, chat in enumerate(chats):
+            try:
+                prepared.append((i, *self._prompt(chat)))
+            except VLMGuardError:
+                if on_error == "raise":
+                    raise
+                self.stats["failed"] += 1
+        bs = max(1, self.options.batch_size)
+        with self._lock:
+            for start in range(0, len(prepared), bs):
+                batch = prepared[start:start + bs]
+                inputs = self._inputs([p[1] for p in batch], [im for p in batch for im in p[2]])
+                with torch.inference_mode():
+                    logits = self.model(**inputs).logits[:, -1, :].float()
+                top = torch.log_softmax(logits, dim=-1).topk(min(top_k, logits.shape[-1]), dim=-1)
+                for (i, _, _), values, ids in zip(batch, top.values.tolist(), top.indices.tolist()):
+                    probs: dict[str, float] = {}
+                    for token_id, value in zip(ids, values):
+                        token = self.tokenizer.decode([token_id])
+                        probs[token] = float(torch.logaddexp(torch.tensor(probs[token]), torch.tensor(value))) \
+                            if token in probs else value
+                    out[i] = probs
+        return out
+
+    def _generate_batch(self, texts: list[str], images: list, params: SamplingParams) -> list[str]:
+        torch = self._torch
+        inputs = self._inputs(texts, images)
         gen: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": not params.greedy,
                                "pad_token_id": self.tokenizer.pad_token_id}
         if not params.greedy:

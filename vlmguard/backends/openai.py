@@ -74,15 +74,45 @@ class OpenAIBackend(Backend):
     async def agenerate(self, chats: Sequence[Chat], params: SamplingParams | None = None,
                         on_error: OnError = "raise") -> list[str | None]:
         params = params or SamplingParams()
+        return await self._each(chats, lambda client, chat, i: self._complete(client, chat, params, i), on_error)
+
+    def next_token_logprobs(self, chats: Sequence[Chat], top_k: int = 20,
+                            on_error: OnError = "raise") -> list[dict[str, float] | None]:
+        return run_sync(self.anext_token_logprobs(chats, top_k, on_error))
+
+    async def anext_token_logprobs(self, chats: Sequence[Chat], top_k: int = 20,
+                                   on_error: OnError = "raise") -> list[dict[str, float] | None]:
+        """One-token greedy completions with ``logprobs: true, top_logprobs: top_k`` (OpenAI caps it at 20,
+        ``vllm serve`` at its ``--max-logprobs``); the first token's alternatives, text → log-probability."""
+        params = SamplingParams(max_new_tokens=1)
+
+        async def one(client: httpx.AsyncClient, chat: Chat, i: int) -> dict[str, float]:
+            body = {**self._payload(chat, params, i), "logprobs": True, "top_logprobs": top_k}
+            data = await self._request(client, "POST", "/chat/completions", json=body)
+            try:
+                first = data["choices"][0]["logprobs"]["content"][0]
+                alternatives = first.get("top_logprobs") or [first]
+                out: dict[str, float] = {}
+                for alt in alternatives:
+                    token, value = str(alt["token"]), float(alt["logprob"])
+                    out[token] = max(out.get(token, value), value)
+                return out
+            except (KeyError, IndexError, TypeError, ValueError) as e:
+                raise VLMGuardError(f"{self.base_url}/chat/completions returned no choices[0].logprobs.content[0]"
+                                    f".top_logprobs ({str(data)[:200]}): does the server support logprobs?") from e
+        return await self._each(chats, one, on_error)
+
+    async def _each(self, chats: Sequence[Chat], call, on_error: OnError) -> list[Any]:
+        """``call(client, chat, i)`` for every chat, at most ``concurrency`` at a time; failures → None or raise."""
         if self._model is None:
             self._model = (await self._list_models())[0]
         sem = asyncio.Semaphore(max(1, self.options.concurrency))
         limits = httpx.Limits(max_connections=max(1, self.options.concurrency))
         async with httpx.AsyncClient(timeout=self.options.timeout, limits=limits, headers=self._headers) as client:
-            async def one(i: int, chat: Chat) -> str | None:
+            async def one(i: int, chat: Chat) -> Any:
                 async with sem:
                     try:
-                        return await self._complete(client, chat, params, i)
+                        return await call(client, chat, i)
                     except VLMGuardError:
                         if on_error == "raise":
                             raise

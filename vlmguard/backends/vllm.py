@@ -49,12 +49,31 @@ class VLLMBackend(Backend):
         messages = [_to_vllm(c) for c in chats]
         try:
             outputs = self.llm.chat(messages, sp, use_tqdm=False)
-        except Exception as e:
+        except (VLMGuardError, ValueError, RuntimeError) as e:
+            # a problem with this batch's data (a prompt longer than max_model_len, an image vLLM rejects) fails
+            # these chats; out of memory and programming errors (TypeError, KeyError, NotImplementedError, ...:
+            # not caught here) propagate as they are
+            import torch
+
+            msg = str(e).lower()
+            if (isinstance(e, (NotImplementedError, RecursionError, torch.cuda.OutOfMemoryError))
+                    or "out of memory" in msg or "can't allocate memory" in msg):
+                raise
             if on_error == "raise":
                 raise VLMGuardError(f"vLLM generation failed in {self.spec}: {e}") from e
             self.stats["failed"] += len(chats)
             return [None] * len(chats)
         return [o.outputs[0].text for o in outputs]
+
+    def next_token_logprobs(self, chats: Sequence[Chat], top_k: int = 20,
+                            on_error: OnError = "raise") -> list[dict[str, float] | None]:
+        sp = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=top_k)
+        outputs = self.llm.chat([_to_vllm(c) for c in chats], sp, use_tqdm=False)
+        out: list[dict[str, float] | None] = []
+        for o in outputs:
+            first = (o.outputs[0].logprobs or [{}])[0]
+            out.append({lp.decoded_token or "": lp.logprob for lp in first.values()} or None)
+        return out
 
 
 def _to_vllm(chat: Chat) -> list[dict[str, Any]]:
