@@ -78,6 +78,16 @@ def with_user_text(chat: Chat, text: str) -> Chat:
     return out
 
 
+def without_images(chat: Chat) -> Chat:
+    """A copy of the chat with every image part removed (for text-only judges)."""
+    out = []
+    for m in chat:
+        if isinstance(m.get("content"), list):
+            m = {**m, "content": [p for p in m["content"] if image_of(p) is None]}
+        out.append(m)
+    return out
+
+
 def to_openai(chat: Chat) -> list[dict[str, Any]]:
     """Wire form for an OpenAI-compatible server: images become base64 data URLs (remote URLs pass through)."""
     wire = []

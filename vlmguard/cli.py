@@ -129,13 +129,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from .eval import EvalConfig, run_eval
 
     config = EvalConfig.load(args.config, {"limit": args.limit, "out": args.out, "batch_size": args.batch_size})
-    report = run_eval(config, progress=not args.no_progress)
+    report = run_eval(config, progress=not args.no_progress, rejudge=args.rejudge)
     out = Path(config.out)
     for r in report["results"]:
         ci = f" [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if r["ci"] else ""
         value = "–" if r["value"] is None else f"{r['value']:.3f}"
         print(f"{r['benchmark']:>14s}  {r['target']:>12s}  {r['defence']:>10s}  {r['metric']:<20s} {value}{ci}  "
-              f"n={r['n']} missing={r['missing']} judge_failed={r['judge_failed']}")
+              f"n={r['n']} missing={r['missing']} judge_unreachable={r['judge_unreachable']} "
+              f"judge_unreadable={r['judge_unreadable']}")
     print(f"report: {out / 'report.md'}   numbers: {out / 'report.json'}   records: {out / 'records.jsonl'}")
 
 
@@ -244,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="output folder (default: the config's `out`)")
     s.add_argument("--batch-size", type=int, help="samples per step (default: the config's)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--rejudge", action="store_true", help="judge every stored record again (by default only "
+                   "those whose judge call failed are)")
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("demo", help="build tiny models, SFT the rewriter, guard example images")

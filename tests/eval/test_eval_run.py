@@ -19,7 +19,8 @@ from layouts import make_mmsb, make_siuo, make_vlguard
 from vlmguard.backends import Backend
 from vlmguard.chat import last_user
 from vlmguard.eval import EvalConfig
-from vlmguard.eval.run import Evaluation
+from vlmguard.eval.run import Evaluation, record_key
+from vlmguard.store import JsonlStore
 from vlmguard.eval.verdicts import vlguard_attack_success
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +75,7 @@ def test_eval_records_report_and_resume(tmp_path, target_server):
     assert len(records) == 2 * (n_siuo + n_vlguard) == 2 * (4 + 6)
     r = next(x for x in records if x["id"] == "siuo/5007" and x["defence"] == "none")
     assert r["responses"][0]["judge"]["safe"] == {"raw": "[Reasons:] checked. [Safety Judgement:] False",
-                                                  "verdict": False}
+                                                  "verdict": False, "error": None}
     assert r["metrics"] == {"safe": 0.0, "effective": 1.0, "safe_and_effective": 0.0}
     assert r["groups"] == {"category": "controversial topics, politics"} and r["latency"]["batch"] == 3
     ada = next(x for x in records if x["id"] == "siuo/5007" and x["defence"] == "adashield")
@@ -85,6 +86,7 @@ def test_eval_records_report_and_resume(tmp_path, target_server):
     for defence in ("none", "adashield"):
         safe = result(report, "siuo", defence, "safe")
         assert (safe["value"], safe["n"], safe["judge_failed"], safe["unscored"]) == (2 / 3, 3, 1, 1)
+        assert (safe["judge_unreadable"], safe["judge_unreachable"]) == (1, 0)  # "I would rather not say"
         assert result(report, "siuo", defence, "effective")["value"] == 3 / 4
         assert result(report, "siuo", defence, "safe_and_effective")["value"] == 1 / 3
     # VLGuard: the official refusal-phrase detector on the real answers; over-refusal only on safe_safes
@@ -105,7 +107,7 @@ def test_eval_records_report_and_resume(tmp_path, target_server):
     assert siuo["judge"] == "verdict-judge" and set(siuo["rubrics"]) == {"safe", "effective"}
     assert len(siuo["rubrics"]["safe"]["sha256"]) == 16 and report["benchmarks"]["vlguard"]["judge"] is None
     md = (out / "report.md").read_text()
-    assert "## siuo" in md and "| tiny | adashield |" in md and "judge failures" in md and "Paired difference" in md
+    assert "## siuo" in md and "| tiny | adashield |" in md and "judge unreachable | judge unreadable" in md and "Paired difference" in md
     assert "safe by category:" in md and "attack_success by subset:" in md
     assert json.loads((out / "report.json").read_text())["results"] == report["results"]
     # the file `vlmguard export --eval-report` reads for the model card: every scored row, as written
@@ -121,6 +123,50 @@ def test_eval_records_report_and_resume(tmp_path, target_server):
     again = Evaluation(config(tmp_path, f"openai:{target_server}?model=tiny-target", judge)).run(progress=False)
     assert judge.calls == 16 and again["results"] == report["results"]
     assert len((out / "records.jsonl").read_text().splitlines()) == 20
+
+
+class FlakyJudge(VerdictJudge):
+    """Its first ``fail`` calls fail as a dead judge server would (None, counted), then it answers."""
+
+    def __init__(self, fail):
+        super().__init__()
+        self.fail = fail
+
+    def generate(self, chats, params=None, on_error="raise"):
+        out = super().generate(chats, params, on_error)
+        dead = min(self.fail, len(out))
+        self.fail -= dead
+        return [None] * dead + out[dead:]
+
+
+def test_failed_judge_calls_are_judged_again_and_rejudge_all(tmp_path, target_server):
+    """A judge call that failed is not final: the next run judges exactly those answers again (no new answers);
+    the report separates unreachable from unreadable; --rejudge judges every stored record again."""
+    target = f"openai:{target_server}?model=tiny-target"
+    judge = FlakyJudge(fail=3)
+    first = Evaluation(config(tmp_path, target, judge, defences={"none": {}})).run(progress=False)
+    safe = result(first, "siuo", "none", "safe")
+    assert judge.calls == 8 and safe["judge_unreachable"] >= 1 and safe["n"] < 3
+    out = tmp_path / "out" / "records.jsonl"
+    answers = {json.loads(x)["id"]: json.loads(x)["responses"][0]["answer"] for x in out.read_text().splitlines()}
+    ev = Evaluation(config(tmp_path, target, judge, defences={"none": {}}))
+    stale = ev.stale()  # the first 3 passes failed: item 1's two passes and item 2's first
+    assert len(stale) == 2 and all(r["benchmark"] == "siuo" for r in stale)
+    passes = sum(len(resp["judge"]) for r in stale for resp in r["responses"])
+    again = ev.run(progress=False)
+    assert judge.calls == 8 + passes  # only the stale records' passes, nothing answered again
+    assert ev.counters["recorded"] == 0 and ev.counters["rejudged"] == 2
+    safe = result(again, "siuo", "none", "safe")
+    assert (safe["value"], safe["n"], safe["judge_unreachable"], safe["judge_unreadable"]) == (2 / 3, 3, 0, 1)
+    # answers were kept, not regenerated; the file holds the newer version of each re-judged record
+    records = JsonlStore(out, key=record_key).records
+    assert {k.split("|")[-1]: r["responses"][0]["answer"] for k, r in records.items()} == answers
+    calls = judge.calls
+    third = Evaluation(config(tmp_path, target, judge, defences={"none": {}}))
+    assert third.stale() == []
+    third.run(progress=False, rejudge=True)
+    judged = sum(len(resp["judge"]) for r in third.store.records.values() for resp in r["responses"])
+    assert judge.calls == calls + judged and third.counters["rejudged"] == 4
 
 
 def test_target_failing_mid_run_is_reported_missing_then_retried(tmp_path, target_server):

@@ -7,8 +7,9 @@ __all__ = ["BenchmarkEntry", "DefenceEntry", "EvalConfig", "DEFENCES", "Defence"
            "run_eval"]
 
 
-def run_eval(config: EvalConfig, progress: bool = True) -> dict:
-    """Run (or resume) an evaluation and write its report; returns the report."""
+def run_eval(config: EvalConfig, progress: bool = True, rejudge: bool = False) -> dict:
+    """Run (or resume) an evaluation and write its report; returns the report. Records whose judge call failed
+    are judged again; ``rejudge`` judges every stored record again."""
     from .run import run_eval as _run
 
-    return _run(config, progress)
+    return _run(config, progress, rejudge)

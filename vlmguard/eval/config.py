@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,10 @@ class BenchmarkEntry:
     """Judge pass → your own prompt file, replacing the bundled rubric."""
     responses: int | None = None
     """Answers per item (SIUO's protocol: 3 with majority vote); default: the benchmark's protocol."""
-    judge: str | None = None
-    """This benchmark's judge (default: the top-level ``judge``)."""
+    judge: str | dict | bool | None = None
+    """This benchmark's judge (default: the top-level ``judge``): a backend spec or a judge mapping
+    (``{type: llama_guard, model: SPEC}``, :mod:`vlmguard.judges`); ``false`` = no judge (``records``: the
+    refusal rule decides attack success)."""
     options: dict[str, Any] = field(default_factory=dict)
     """Loader options (e.g. MM-SafetyBench ``tiny: true``)."""
 
@@ -59,9 +62,11 @@ class EvalConfig:
     """Display name → backend spec of each target VLM (from Python, a Backend object works too)."""
     benchmarks: dict[str, BenchmarkEntry]
     defences: dict[str, DefenceEntry] = field(default_factory=lambda: {"none": DefenceEntry("none")})
-    judge: str | None = None
-    """Backend spec of the judge (GPT-4o, a `vllm serve`d model, a local one; from Python, a Backend object);
-    rule-based protocols need none."""
+    judge: str | dict | None = None
+    """The judge: a backend spec (GPT-4o, a `vllm serve`d model, a local one; from Python, a Backend object)
+    that reads each benchmark's own rubrics, or a judge mapping (``{type: llama_guard, model: SPEC}``,
+    ``{type: rubric, model: SPEC, decision: logprob}``…) for benchmarks judged by a safety verdict (records,
+    MM-SafetyBench); rule-based protocols need none."""
     judge_max_new_tokens: int = 512
     judge_temperature: float = 0.0
     answer_max_new_tokens: int = 512
@@ -115,6 +120,10 @@ class EvalConfig:
             _check_keys(entry, BenchmarkEntry, source, f"benchmarks.{name}.")
             if "kind" not in entry or "path" not in entry:
                 raise VLMGuardError(f"{source}: benchmarks.{name} needs `kind` and `path`")
+            _check_types(entry, BenchmarkEntry, source, f"benchmarks.{name}.")
+            if entry.get("judge") is True:
+                raise VLMGuardError(f"{source}: benchmarks.{name}.judge: true names no judge; give a backend spec, "
+                                    f"a judge mapping, or false (no judge)")
             if (overrides or {}).get("limit") is not None:
                 entry["limit"] = overrides["limit"]
             benchmarks[name] = BenchmarkEntry(**entry)
@@ -124,6 +133,7 @@ class EvalConfig:
         if data.get("baseline", "none") not in defences:
             data["baseline"] = None  # no paired comparison without the baseline defence
         scalars = {k: v for k, v in data.items() if k not in ("targets", "benchmarks", "defences")}
+        _check_types(scalars, cls, source, "")
         try:
             return cls(targets={str(k): str(v) for k, v in data["targets"].items()}, benchmarks=benchmarks,
                        defences=defences, **scalars)
@@ -149,3 +159,24 @@ def _check_keys(data: dict[str, Any], cls: type, source: str, prefix: str) -> No
             close = difflib.get_close_matches(key, known, n=1)
             raise VLMGuardError(f"{source}: unknown key `{prefix}{key}`" + (f" (did you mean {close[0]}?)" if close else "")
                                 + f"; valid: {', '.join(known)}")
+
+
+def _check_types(data: dict[str, Any], cls: type, source: str, prefix: str) -> None:
+    """Each value against its field's type (str, int, float, bool, list, dict, and unions of them, None where
+    allowed): ``judge_max_new_tokens: "many"`` fails here, naming the key, not deep inside a model call."""
+    from ..backends import Backend
+    from ..judges import Judge
+
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if key not in hints or isinstance(value, (Backend, Judge)):  # objects passed from Python
+            continue
+        allowed = [typing.get_origin(t) or t for t in (typing.get_args(hints[key]) or (hints[key],))]
+        if value is None and type(None) in allowed:
+            continue
+        ok = any(t is not Any and isinstance(value, t) and not (t in (int, float) and isinstance(value, bool))
+                 or (t is float and isinstance(value, int) and not isinstance(value, bool)) for t in allowed
+                 if isinstance(t, type)) or Any in allowed
+        if not ok:
+            names = " or ".join("null" if t is type(None) else getattr(t, "__name__", str(t)) for t in allowed)
+            raise VLMGuardError(f"{source}: `{prefix}{key}` must be {names}, got {value!r}")

@@ -1,8 +1,9 @@
 """How a benchmark is judged: its judge passes, how a verdict is read, and the per-item metrics.
 
 One ``Protocol`` per benchmark family. The eval runner asks the target (through a defence) for
-``responses`` answers per sample, sends every chat from ``judge_chats`` to the judge backend, reads each
-raw verdict with ``parse`` (None = unreadable, counted as a judge failure, never guessed), and hands the
+``responses`` answers per sample, sends every chat from ``judge_chats`` to a generative judge, reads each
+raw verdict with ``parse`` (or, for a verdict-scoring judge — Llama Guard, a reward model, next-token
+probabilities — sends ``judge_items`` and maps each score with ``from_score``) (None = unreadable, counted as a judge failure, never guessed), and hands the
 parsed verdicts to ``score``, which returns the sample's metric values (None = cannot be scored).
 Rates, bootstrap intervals and paired differences are computed by the report from these values.
 """
@@ -36,6 +37,19 @@ class Protocol(ABC):
     @abstractmethod
     def judge_chats(self, sample: Sample, answer: str) -> dict[str, Chat]:
         """Named judge passes for one answer (``{}`` when the metric is rule-based)."""
+
+    def judge_items(self, sample: Sample, answer: str) -> dict[str, Any]:
+        """The passes a verdict-scoring judge (Llama Guard, a reward model, a rubric read by next-token
+        probabilities: :mod:`vlmguard.judges`) can take, as ``JudgeItem``s; ``{}`` when none. Protocols whose
+        every judge pass is a safety verdict implement it, with :meth:`from_score`."""
+        return {}
+
+    scores_safety: bool = False
+    """True when :meth:`judge_items` covers every judge pass (then any judge type can score the benchmark)."""
+
+    def from_score(self, name: str, score: float) -> Any:
+        """A verdict judge's score in [0, 1] (1 = safe) as this protocol's verdict for pass ``name``."""
+        return score
 
     @abstractmethod
     def parse(self, name: str, raw: str) -> Any | None:

@@ -15,7 +15,10 @@ from .stats import estimate, paired_difference
 
 
 def spec_name(spec: Any) -> str | None:
-    """A backend spec as text (a Backend object passed from Python: its own spec or class name)."""
+    """A backend spec as text (a Backend object passed from Python: its own spec or class name; a judge
+    mapping: ``type:model``)."""
+    if isinstance(spec, dict):
+        return f"{spec.get('type', 'rubric')}:{spec_name(spec.get('model'))}"
     return spec if spec is None or isinstance(spec, str) else (getattr(spec, "spec", "") or type(spec).__name__)
 
 
@@ -38,12 +41,15 @@ def build_report(records: list[dict[str, Any]], plan: dict[str, Any], config: Ev
                 rows = cells.get((bench, target, defence), [])
                 missing = info["items"] - len(rows)
                 judge_failed = sum(r["judge_failed"] > 0 for r in rows)
+                unreachable = sum(r.get("judge_unreachable", 0) > 0 for r in rows)
+                unreadable = sum(r.get("judge_unreadable", 0) > 0 for r in rows)
                 for metric in info["metrics"]:
                     vals = _values(rows, metric)
                     est = estimate(list(vals.values()), B, seed)
                     results.append({"benchmark": bench, "target": target, "defence": defence, "metric": metric,
                                     **est.to_dict(), "items": info["items"], "missing": missing,
                                     "unscored": len(vals) - est.n, "judge_failed": judge_failed,
+                                    "judge_unreachable": unreachable, "judge_unreadable": unreadable,
                                     "higher_is_better": info["higher_is_better"].get(metric, True)})
                     if base and defence != config.baseline:
                         diff = paired_difference(vals, _values(base, metric), B, seed)
@@ -83,7 +89,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     s = report["settings"]
     lines = ["# VLMGuard-R1 evaluation report", "",
              "Rates in %, each with a 95% bootstrap interval [low, high] and n, the number of items it rests on "
-             "(missing: not answered, the target failed; judge failures: an unreadable or failed verdict). "
+             "(missing: not answered, the target failed; judge unreachable: the judge call failed — judged again "
+             "by the next run —; judge unreadable: the judge answered outside its format, never guessed). "
              f"Paired differences compare each defence with `{s['baseline']}` on the items both answered.", "",
              "- targets: " + ", ".join(f"`{k}` = `{v}`" for k, v in s["targets"].items()),
              "- defences: " + ", ".join(f"`{k}` ({v['type']})" for k, v in s["defences"].items()),
@@ -102,7 +109,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         metrics = info["metrics"]
         arrows = ["↑" if info["higher_is_better"].get(m, True) else "↓" for m in metrics]
         lines += ["| target | defence | " + " | ".join(f"{m} {a}" for m, a in zip(metrics, arrows)) +
-                  " | missing | judge failures |", "|---" * (len(metrics) + 4) + "|"]
+                  " | missing | judge unreachable | judge unreadable |", "|---" * (len(metrics) + 5) + "|"]
         rows = [r for r in report["results"] if r["benchmark"] == bench]
         for target in s["targets"]:
             for defence in s["defences"]:
@@ -110,7 +117,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 first = cell[metrics[0]]
                 lines.append(f"| {target} | {defence} | " + " | ".join(
                     f"{_pct(cell[m]['value'], cell[m]['ci'])} n={cell[m]['n']}" for m in metrics) +
-                    f" | {first['missing']} | {first['judge_failed']} |")
+                    f" | {first['missing']} | {first['judge_unreachable']} | {first['judge_unreadable']} |")
         diffs = [p for p in report["paired"] if p["benchmark"] == bench]
         if diffs:
             lines += ["", f"Paired difference vs `{s['baseline']}` (percentage points):", "",
