@@ -35,6 +35,14 @@ def test_overrides_and_defence_types():
     ({"out": "o", "targets": {"t": "hf:x"}, "benchmarks": {"b": {"path": "p"}}}, r"benchmarks.b needs `kind`"),
     ({"out": "o", "benchmarks": {"b": {"kind": "siuo", "path": "p"}}}, r"missing `targets`"),
     ([1, 2], r"an eval config is a mapping"),
+    ({"out": "o", "targets": {"t": "hf:x"}, "benchmarks": {"b": {"kind": "siuo", "path": "p"}},
+      "judge_max_new_tokens": "many"}, r"`judge_max_new_tokens` must be int, got 'many'"),
+    ({"out": "o", "targets": {"t": "hf:x"}, "benchmarks": {"b": {"kind": "siuo", "path": "p", "limit": "5"}}},
+     r"`benchmarks.b.limit` must be int or null, got '5'"),
+    ({"out": "o", "targets": {"t": "hf:x"}, "benchmarks": {"b": {"kind": "records", "path": "p", "judge": True}}},
+     r"judge: true names no judge"),
+    ({"out": "o", "targets": {"t": "hf:x"}, "benchmarks": {"b": {"kind": "siuo", "path": "p"}}, "answer_top_p": "1"},
+     r"`answer_top_p` must be float"),
 ])
 def test_config_errors(data, message):
     with pytest.raises(VLMGuardError, match=message):
