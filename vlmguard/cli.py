@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve-model", help="serve any backend as an OpenAI-compatible chat API")
     s.add_argument("--model", required=True, help=_spec_help("model"))
-    s.add_argument("--name", help="model name clients send (default: the spec's path)")
+    s.add_argument("--name", nargs="+", help="model name(s) clients send, aliases of one model like vllm serve's "
+                   "--served-model-name (default: the spec's path)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on the first line)")
     s.add_argument("--max-batch", type=int, default=8, help="requests batched into one generate call")

@@ -14,7 +14,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 try:
     from fastapi import FastAPI, Request
@@ -121,8 +121,11 @@ def _params(body: dict[str, Any]) -> SamplingParams:
         raise VLMGuardError(f"invalid sampling parameter: {e}") from None
 
 
-def create_app(backend: Backend, model_name: str, max_batch: int = 8, batch_wait_ms: float = 5.0):
-    """A FastAPI app serving ``backend`` under ``model_name``."""
+def create_app(backend: Backend, model_name: str | Sequence[str], max_batch: int = 8, batch_wait_ms: float = 5.0):
+    """A FastAPI app serving ``backend`` under ``model_name`` (several names: aliases of one model, as
+    ``vllm serve --served-model-name A B`` does; responses carry the name the client asked for)."""
+    names = [model_name] if isinstance(model_name, str) else list(model_name)
+    model_name = names[0]
     batcher = Batcher(backend, max_batch, batch_wait_ms)
 
     @asynccontextmanager
@@ -145,7 +148,7 @@ def create_app(backend: Backend, model_name: str, max_batch: int = 8, batch_wait
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "vlmguard"}]}
+        return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "vlmguard"} for n in names]}
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
@@ -155,8 +158,9 @@ def create_app(backend: Backend, model_name: str, max_batch: int = 8, batch_wait
             return error(400, "request body is not JSON")
         if not isinstance(body, dict):
             return error(400, "request body must be a JSON object")
-        if body.get("model") not in (None, model_name):
-            return error(404, f"model {body.get('model')!r} is not served here; this server serves {model_name!r}",
+        if body.get("model") not in (None, *names):
+            return error(404, f"model {body.get('model')!r} is not served here; this server serves "
+                              f"{', '.join(map(repr, names))}",
                          "not_found_error")
         if body.get("stream"):
             return error(400, "streaming is not supported by this server; send stream=false")
@@ -169,7 +173,7 @@ def create_app(backend: Backend, model_name: str, max_batch: int = 8, batch_wait
             return error(400, f"{model_name} is a text-only model and does not accept images "
                               f"(send text only, e.g. a judge with `image: false`)")
         created = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                   "model": model_name}
+                   "model": body.get("model") or model_name}
         if body.get("logprobs"):
             if params.max_new_tokens != 1:
                 return error(400, "this server returns logprobs for one-token completions only: send max_tokens=1")
@@ -192,7 +196,7 @@ def create_app(backend: Backend, model_name: str, max_batch: int = 8, batch_wait
     return app
 
 
-def serve(backend: Backend, model_name: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int = 8,
+def serve(backend: Backend, model_name: str | Sequence[str], host: str = "127.0.0.1", port: int = 8000, max_batch: int = 8,
           batch_wait_ms: float = 5.0, log_level: str = "warning") -> None:
     """Serve until interrupted. Port 0 picks a free port; the first stdout line says where it listens."""
     import uvicorn
@@ -206,5 +210,6 @@ def serve(backend: Backend, model_name: str, host: str = "127.0.0.1", port: int 
     bound = sock.getsockname()[1]
     app = create_app(backend, model_name, max_batch, batch_wait_ms)
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level))
-    print(f"serving {model_name!r} at http://{host}:{bound}/v1", flush=True)
+    names = [model_name] if isinstance(model_name, str) else list(model_name)
+    print(f"serving {', '.join(map(repr, names))} at http://{host}:{bound}/v1", flush=True)
     server.run(sockets=[sock])
