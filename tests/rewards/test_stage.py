@@ -187,3 +187,58 @@ def test_config_errors(config, message):
     with pytest.raises(VLMGuardError) as e:
         build_rewards(RewardsConfig.from_dict(config))
     assert message in str(e.value)
+
+
+def test_two_safety_judges_side_by_side(tiny_models, tiny_guard):
+    """Two rewards of one kind (a rubric judge and a Llama Guard judge): separate names in TRL's logs, separate
+    verdict caches, each judge with its own input format; the answers are still generated once."""
+    cfg = RewardsConfig.from_dict({
+        "target": f"hf:{tiny_models['target']}", "answer_max_new_tokens": 4,
+        "rewards": {"safety_rubric": {"type": "safety", "judge": f"hf:{tiny_models['judge']}", "max_new_tokens": 4},
+                    "safety_guard": {"type": "safety", "weight": 2,
+                                     "judge": {"type": "llama_guard", "model": f"hf:{tiny_guard}",
+                                               "decision": "logprob", "top_k": 1024}},
+                    "helpfulness": {"judge": f"hf:{tiny_models['judge']}", "max_new_tokens": 4,
+                                    "gate": "safety_guard"}}})
+    rs = build_rewards(cfg)
+    assert rs.names == ["safety_rubric", "safety_guard", "helpfulness"] and rs.weights == [1.0, 2.0, 1.0]
+    prompts, completions, columns = _trl_batch(2, 2)
+    metrics = []
+    rubric, guard, helpful = _call_all(rs, prompts, completions, columns, metrics)
+    assert all(g is not None and 0.0 <= g <= 1.0 for g in guard)  # logprob verdicts: always readable
+    assert rs.context.counters["target"]["answers"] == 4  # 2 prompts x 2 distinct rewrites, answered once
+    assert rs.context.counters["judge:safety_rubric"]["verdicts"] == 4
+    assert rs.context.counters["judge:safety_guard"]["verdicts"] == 4
+    guard_backend = rs.funcs[1].judge.backend
+    assert guard_backend.stats.get("images_dropped", 0) == 0  # the text-only guard was sent no image
+    assert {"safety_rubric/failed", "safety_guard/failed"} <= {k for k, _ in metrics}
+    for h, g in zip(helpful, guard):
+        if g < 0.5:
+            assert h == 0.0  # gated on the guard entry, by its name
+
+
+def test_registered_reward_class_twice(tiny_models):
+    """A user's Reward subclass registered by name, configured twice with different options: two names, two
+    caches (the second must not be served the first one's cached scores)."""
+    from vlmguard.rewards import REGISTRY, Reward, register
+
+    @register("keyword")
+    class Keyword(Reward):
+        def __init__(self, ctx, word: str = "", **kw):
+            super().__init__(ctx, **kw)
+            self.word = word
+
+        async def score(self, rows, completion_ids=None):
+            return [float(self.word in r.completion) for r in rows]
+
+    try:
+        rs = build_rewards(RewardsConfig.from_dict({"rewards": {
+            "says_safely": {"type": "keyword", "word": "Safely"}, "says_tags": {"type": "keyword", "word": "tags"},
+            "keyword": {"word": "object 1"}}}))
+        assert rs.names == ["says_safely", "says_tags", "keyword"]
+        prompts, completions, columns = _trl_batch(2, 4)
+        safely, tags, obj1 = _call_all(rs, prompts, completions, columns, [])
+        assert safely == [1.0, 1.0, 1.0, 0.0] * 2 and tags == [0.0, 0.0, 0.0, 1.0] * 2
+        assert obj1 == [0.0] * 4 + [1.0, 1.0, 1.0, 0.0]
+    finally:
+        REGISTRY.pop("keyword")
