@@ -202,21 +202,25 @@ class HFBackend(Backend):
                 try:
                     texts = self._generate_batch([p[1] for p in batch], [im for p in batch for im in p[2]], params)
                 except (VLMGuardError, ValueError, RuntimeError) as e:
-                    # a problem with this batch's data (an image the processor rejects, an input the model
-                    # cannot take) fails these chats; out of memory and programming errors (TypeError,
-                    # KeyError, NotImplementedError, ...: not caught here) propagate as they are
-                    msg = str(e).lower()
-                    if (isinstance(e, (NotImplementedError, RecursionError, self._torch.cuda.OutOfMemoryError))
-                            or "out of memory" in msg or "can't allocate memory" in msg):
-                        raise
-                    if on_error == "raise":
-                        raise VLMGuardError(f"generation failed in {self.spec}: {e}") from e
-                    log.warning("generation failed for %d chats in %s: %s", len(batch), self.spec, e)
-                    self.stats["failed"] += len(batch)
+                    self._batch_failed(e, "generation", len(batch), on_error)
                     continue
                 for (i, _, _), text in zip(batch, texts):
                     out[i] = text
         return out
+
+    def _batch_failed(self, e: Exception, what: str, n: int, on_error: OnError) -> None:
+        """Called while handling ``e``, raised by a batch of ``n`` chats: a problem with the batch's data (an image
+        the processor rejects, an input the model cannot take) fails these chats (counted; VLMGuardError with
+        ``on_error="raise"``); out of memory and programming errors (TypeError, KeyError, NotImplementedError,
+        ...: callers catch only VLMGuardError, ValueError and RuntimeError) propagate as they are."""
+        msg = str(e).lower()
+        if (isinstance(e, (NotImplementedError, RecursionError, self._torch.cuda.OutOfMemoryError))
+                or "out of memory" in msg or "can't allocate memory" in msg):
+            raise e
+        if on_error == "raise":
+            raise VLMGuardError(f"{what} failed in {self.spec}: {e}") from e
+        log.warning("%s failed for %d chats in %s: %s", what, n, self.spec, e)
+        self.stats["failed"] += n
 
     def _prompt(self, chat: Chat) -> tuple[str, list]:
         messages, images = to_processor(chat)
@@ -258,9 +262,13 @@ class HFBackend(Backend):
         with self._lock:
             for start in range(0, len(prepared), bs):
                 batch = prepared[start:start + bs]
-                inputs = self._inputs([p[1] for p in batch], [im for p in batch for im in p[2]])
-                with torch.inference_mode():
-                    logits = self.model(**inputs).logits[:, -1, :].float()
+                try:
+                    inputs = self._inputs([p[1] for p in batch], [im for p in batch for im in p[2]])
+                    with torch.inference_mode():
+                        logits = self.model(**inputs).logits[:, -1, :].float()
+                except (VLMGuardError, ValueError, RuntimeError) as e:
+                    self._batch_failed(e, "scoring", len(batch), on_error)
+                    continue
                 top = torch.log_softmax(logits, dim=-1).topk(min(top_k, logits.shape[-1]), dim=-1)
                 for (i, _, _), values, ids in zip(batch, top.values.tolist(), top.indices.tolist()):
                     probs: dict[str, float] = {}

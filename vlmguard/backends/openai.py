@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -95,7 +96,8 @@ class OpenAIBackend(Backend):
                 out: dict[str, float] = {}
                 for alt in alternatives:
                     token, value = str(alt["token"]), float(alt["logprob"])
-                    out[token] = max(out.get(token, value), value)
+                    prev = out.get(token)  # tokens that decode alike are summed, as the hf backend does
+                    out[token] = value if prev is None else max(prev, value) + math.log1p(math.exp(-abs(prev - value)))
                 return out
             except (KeyError, IndexError, TypeError, ValueError) as e:
                 raise VLMGuardError(f"{self.base_url}/chat/completions returned no choices[0].logprobs.content[0]"
