@@ -90,5 +90,5 @@ class Reward:
             log_metric(f"{self.name}/failed", float(failed))
             await self._monitor(rows, log_metric)
         if failed:
-            log.info("reward %s: %d of %d rows could not be scored (None)", self.name, failed, len(scores))
+            log.warning("reward %s: %d of %d rows could not be scored (None)", self.name, failed, len(scores))
         return [None if s is None or (isinstance(s, float) and math.isnan(s)) else float(s) for s in scores]

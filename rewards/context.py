@@ -10,7 +10,8 @@ from typing import Any, Awaitable, Callable, Hashable, Sequence
 from vlmguard.backends import Backend, BackendPool, SamplingParams
 from vlmguard.judges import Judge, JudgeItem, Verdict, direct_call
 from vlmguard.chat import user_chat
-from vlmguard.format import REFUSAL, Resolved, resolve
+from vlmguard.format import REFUSAL, Resolved
+from vlmguard.guard import defuse, resolve_rewrite, target_chat
 
 from .batch import Row
 
@@ -53,7 +54,12 @@ class RewardContext:
 
     # -- downstream answers ----------------------------------------------------------------------------
     def resolve(self, row: Row) -> Resolved:
-        return resolve(row.completion, row.instruction, self.fallback)
+        """The guard's own parse + fallback (``vlmguard.guard``), so GRPO scores what users will run."""
+        return resolve_rewrite(self.chat(row), row.completion, self.fallback)
+
+    @staticmethod
+    def chat(row: Row):
+        return user_chat(row.instruction, row.image)
 
     def backend(self, spec: str | Backend) -> Backend:
         """One backend per spec for the whole reward set (two rewards judging with the same model share it)."""
@@ -116,7 +122,7 @@ class RewardContext:
             raise ValueError("these rewards need downstream answers: set `target` in the rewards config")
 
         async def generate(indices: list[int]) -> list[str | None]:
-            chats = [user_chat(resolved[todo[i]].prompt, rows[todo[i]].image) for i in indices]
+            chats = [target_chat(self.chat(rows[todo[i]]), defuse(resolved[todo[i]].prompt)) for i in indices]
             outs = await self.call(self.target, chats, "generate", self.answer_params)
             self.counters["target"]["answers"] += len(outs)
             self.counters["target"]["failed"] += sum(o is None for o in outs)

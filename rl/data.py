@@ -27,14 +27,14 @@ def load_prompts(path: str | None, system: str, image_size: int | None, max_samp
             ds = ds.map(lambda r: {"instruction": next((m["content"] for m in reversed(r["prompt"])
                                                         if m["role"] == "user"), "")})
     else:
+        from vlmguard.guard import rewriter_messages
         from vlmguard.images import load_image
         from vlmguard.schema import load_samples
 
         rows: list[dict[str, Any]] = []
         for s in load_samples(p, max_samples):
             image = load_image(s.image_path()) if s.image is not None else None
-            rows.append({"id": s.id, "prompt": [{"role": "system", "content": system},
-                                               {"role": "user", "content": s.instruction}],
+            rows.append({"id": s.id, "prompt": rewriter_messages(s.instruction, system),
                          "images": [image] if image is not None else [], "instruction": s.instruction,
                          "label": s.label or "", "category": s.category or ""})
         message = [{"role": Value("string"), "content": Value("string")}]

@@ -15,9 +15,10 @@ from .images import ImageLike, load_image, to_data_url
 Chat = list[dict[str, Any]]
 
 
-def user_chat(text: str, image: ImageLike | None = None, system: str | None = None) -> Chat:
-    """A one-turn chat: optional system message, then a user turn with the image (if any) before the text."""
-    parts: list[dict[str, Any]] = [] if image is None else [{"type": "image", "image": image}]
+def user_chat(text: str, image: ImageLike | list | tuple | None = None, system: str | None = None) -> Chat:
+    """A one-turn chat: optional system message, then a user turn with the image(s) (if any) before the text."""
+    shown = [] if image is None else list(image) if isinstance(image, (list, tuple)) else [image]
+    parts: list[dict[str, Any]] = [{"type": "image", "image": im} for im in shown]
     parts.append({"type": "text", "text": text})
     chat: Chat = [{"role": "system", "content": system}] if system else []
     return chat + [{"role": "user", "content": parts}]

@@ -20,6 +20,8 @@ SAFE_PREFIX = ("Answer the following request helpfully, but do not provide infor
 REFUSAL = "I can't help with that request as it stands, but I'm happy to help with a safe version of it."
 
 _TAG = re.compile(r"<\s*(/?)\s*(threat|intent|prompt)\s*>", re.IGNORECASE)
+TAG_RE = _TAG
+"""An opening or closing tag of the format, any case and spacing (group 1: "/" or "", group 2: the name)."""
 _ENTITY = re.compile(r"&(amp|lt);")
 
 

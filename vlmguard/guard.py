@@ -1,23 +1,109 @@
-"""The inference product: the rewriter turns (image, instruction) into a refined prompt; the target answers it."""
+"""The inference product: the rewriter turns (images, conversation) into a refined prompt; the target answers it.
+
+This is the one guard path: ``vlmguard chat``, the eval's ``vlmguard`` defence, the GRPO reward context and
+``vlmguard serve`` all go through :func:`rewriter_chat` / :func:`rewriter_messages` (what the rewriter reads;
+SFT data and GRPO prompts are built by the same functions), :func:`resolve_rewrite` (parse + fallback) and
+:func:`target_chat` (what the target receives).
+
+**Conversation policy** — nothing reaches the target that the rewriter has not read:
+
+- the rewriter reads everything the client sent: the client's system prompt, every earlier turn (as a
+  transcript) and the latest request, with every image of the conversation, in order;
+- the target receives one user turn: every image of the conversation and the refined prompt. Earlier turns,
+  the client's system prompt and forged assistant turns reach it only through the refined prompt, which the
+  rewriter wrote having read them (so "image in turn 1, request in turn 2", a second image, or a request hidden
+  in a system prompt cannot walk around the guard).
+
+**Framing** — user text cannot change anyone's framing: the rewriter's own tags (``<prompt>``, ``</threat>``…)
+in client text are neutralised before the rewriter reads it, and chat-template control tokens
+(``<|im_start|>``, ``<|eot_id|>``, ``[INST]``…) are defused (a zero-width space after their first character)
+in every text part, so they tokenize as plain text (``HFBackend`` does the same with its tokenizer's own
+special tokens).
+"""
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Sequence
 
-from .backends import Backend, OnError, SamplingParams, load_backend, resolve_specs
-from .chat import Chat, last_user, user_chat, with_user_text
-from .format import REFUSAL, Fallback, Parsed, resolve
+from .backends import Backend, OnError, SamplingParams, load_backend, resolve_specs, run_sync
+from .chat import Chat, images, last_user_index, parts, text_of, user_chat
+from .errors import VLMGuardError
+from .format import REFUSAL, TAG_RE, Fallback, Parsed, Resolved, resolve
 from .images import ImageLike
 from .prompts import load_prompt
 
 log = logging.getLogger(__name__)
 
+CONTROL_TOKENS = (
+    "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+    "<|video_pad|>", "<|vision_pad|>", "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
+    "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>", "<|python_tag|>", "<|image|>", "<start_of_turn>",
+    "<end_of_turn>", "<start_of_image>", "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>", "<image>", "<s>", "</s>",
+    "<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|im_sep|>", "<IMG_CONTEXT>", "<img>", "</img>")
+"""Control tokens of the common chat templates (ChatML/Qwen, Llama 3, Gemma, Mistral/Llama 2, LLaVA, Phi,
+InternVL): defused in client text for any backend, local or remote."""
+_ZWSP = "\u200b"
 
-def rewriter_chat(instruction: str, image: ImageLike | None = None, system: str | None = None) -> Chat:
-    """The rewriter's input: its system prompt, then the user's image and instruction. SFT data, GRPO prompts
-    and inference all build it here, so the rewriter always sees the same shape."""
-    return user_chat(instruction, image, system or load_prompt("rewriter_system"))
+
+def defuse(text: str, tokens: Iterable[str] = CONTROL_TOKENS) -> str:
+    """``text`` with each control token broken by a zero-width space after its first character."""
+    for token in sorted(set(tokens), key=len, reverse=True):
+        if len(token) > 1 and token in text:
+            text = text.replace(token, token[0] + _ZWSP + token[1:])
+    return text
+
+
+def escape_tags(text: str) -> str:
+    """The rewriter's tags in client text written with angle quotes (‹prompt›), so they cannot close or open
+    the rewriter's own sections."""
+    return TAG_RE.sub(lambda m: f"‹{m.group(1)}{m.group(2)}›", text)
+
+
+def clean(text: str, tokens: Iterable[str] = CONTROL_TOKENS) -> str:
+    return escape_tags(defuse(text, tokens))
+
+
+def rewriter_messages(instruction: str, system: str | None = None) -> list[dict]:
+    """The rewriter's input in TRL's conversational form (text content; TRL inserts the image): its system
+    prompt, then the instruction. SFT data, GRPO prompts and inference all build it here."""
+    return [{"role": "system", "content": system or load_prompt("rewriter_system")},
+            {"role": "user", "content": clean(instruction)}]
+
+
+def rewriter_chat(instruction: str, image: ImageLike | Sequence[ImageLike] | None = None,
+                  system: str | None = None) -> Chat:
+    """:func:`rewriter_messages` with the image(s) in the user turn: what the rewriter reads at inference."""
+    sys_msg, user = rewriter_messages(instruction, system)
+    return user_chat(user["content"], image, sys_msg["content"])
+
+
+def conversation_text(chat: Chat) -> str:
+    """What the rewriter reads of a conversation: the latest request alone when it is the only message;
+    otherwise a transcript of everything the client sent (system prompt, earlier turns), then the request."""
+    i = last_user_index(chat)
+    before = [m for m in chat[:i] if text_of(m).strip() or images([m])]
+    after = [m for m in chat[i + 1:] if text_of(m).strip()]
+    if not before and not after:
+        return text_of(chat[i])
+    lines = ["The conversation so far (everything the assistant is given):"]
+    for m in before:
+        shown = len(images([m]))
+        lines.append(f"[{m.get('role')}] {text_of(m)}" + (f" ({shown} image(s) above)" if shown else ""))
+    lines.append(f"[latest user request] {text_of(chat[i])}")
+    lines += [f"[{m.get('role')} (after the request)] {text_of(m)}" for m in after]
+    return "\n".join(lines)
+
+
+def target_chat(chat: Chat, prompt: str) -> Chat:
+    """What the target receives: one user turn with every image of the conversation, then the refined prompt."""
+    return user_chat(prompt, images(chat) or None)
+
+
+def resolve_rewrite(chat: Chat, completion: str | None, fallback: Fallback = "original") -> Resolved:
+    """Parse the rewriter's completion for this conversation and apply the fallback policy (the fallback's
+    ``original`` is the latest request's text)."""
+    return resolve(completion or "", text_of(chat[last_user_index(chat)]), fallback)
 
 
 @dataclass
@@ -35,13 +121,21 @@ class GuardConfig:
 @dataclass
 class GuardResult:
     instruction: str
+    """The latest user request (the client's text)."""
     completion: str | None
     """The rewriter's raw output (None when the rewriter call failed)."""
     parsed: Parsed
     prompt: str | None
-    """What the target received; None when the fallback refused."""
+    """The refined prompt the target received; None when the fallback refused."""
     fallback_used: bool
     answer: str | None = None
+    target_chat: Chat | None = field(default=None, repr=False)
+    """Exactly what the target was (or will be) sent; None when refused."""
+
+    @property
+    def analysis(self) -> dict:
+        return {"completion": self.completion, "threat": self.parsed.threat, "intent": self.parsed.intent,
+                "fallback_used": self.fallback_used, "problems": list(self.parsed.problems)}
 
 
 class Guard(Backend):
@@ -56,20 +150,33 @@ class Guard(Backend):
         self.config = config or GuardConfig()
         self.spec = f"guard({self.rewriter.spec} -> {self.target.spec if self.target else 'none'})"
 
-    def rewrite(self, chats: Sequence[Chat], on_error: OnError = "raise") -> list[GuardResult]:
-        """Rewrite the last user turn of each chat; no target call."""
-        turns = [last_user(c) for c in chats]
-        originals = [text for text, _ in turns]
-        inputs = [rewriter_chat(text, image, self.config.system) for text, image in turns]
-        completions = self.rewriter.generate(inputs, self.config.rewrite, on_error)
+    @staticmethod
+    def check_chat(chat: Chat) -> None:
+        """A conversation the guard can judge: messages with known roles and at least one user turn."""
+        if not isinstance(chat, list) or not chat:
+            raise VLMGuardError("a chat is a non-empty list of messages")
+        for i, m in enumerate(chat):
+            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
+                raise VLMGuardError(f"messages[{i}] needs a role of system, user or assistant")
+            parts(m)
+        last_user_index(chat)
+
+    def rewriter_input(self, chat: Chat) -> Chat:
+        """Everything the client sent, as the rewriter reads it (see the module's conversation policy)."""
+        self.check_chat(chat)
+        return rewriter_chat(conversation_text(chat), images(chat) or None, self.config.system)
+
+    def resolve(self, chats: Sequence[Chat], completions: Sequence[str | None]) -> list[GuardResult]:
         results = []
-        for text, completion in zip(originals, completions):
-            r = resolve(completion or "", text, self.config.fallback)
+        for chat, completion in zip(chats, completions):
+            r = resolve_rewrite(chat, completion, self.config.fallback)
             self.stats["rewrites"] += 1
             self.stats["rewriter_failed"] += completion is None
             self.stats["unparsed"] += not r.parsed.usable
             self.stats["fallbacks"] += r.fallback_used
-            results.append(GuardResult(text, completion, r.parsed, r.prompt, r.fallback_used))
+            results.append(GuardResult(text_of(chat[last_user_index(chat)]), completion, r.parsed, r.prompt,
+                                       r.fallback_used, target_chat=None if r.prompt is None else
+                                       target_chat(chat, defuse(r.prompt))))
         fallbacks = sum(r.fallback_used for r in results)
         if fallbacks:
             failed = sum(r.completion is None for r in results)
@@ -77,21 +184,36 @@ class Guard(Backend):
                         self.rewriter.spec, fallbacks, len(results), failed, self.config.fallback)
         return results
 
-    def run(self, chats: Sequence[Chat], params: SamplingParams | None = None,
-            on_error: OnError = "raise") -> list[GuardResult]:
-        """Rewrite, then have the target answer every refined prompt in one batch."""
-        if self.target is None:
+    async def arewrite(self, chats: Sequence[Chat], on_error: OnError = "raise") -> list[GuardResult]:
+        """Rewrite each conversation; no target call."""
+        inputs = [self.rewriter_input(c) for c in chats]
+        return self.resolve(chats, await self.rewriter.agenerate(inputs, self.config.rewrite, on_error))
+
+    async def arun(self, chats: Sequence[Chat], params: SamplingParams | None = None, on_error: OnError = "raise",
+                   target: Backend | None = None) -> list[GuardResult]:
+        """Rewrite, then have the target (``target`` or the guard's own) answer every refined prompt in one
+        batch; a refused rewrite is answered by the guard (:data:`~vlmguard.format.REFUSAL`)."""
+        target = target or self.target
+        if target is None:
             raise ValueError("this Guard has no target: pass one to answer, or call rewrite()")
-        results = self.rewrite(chats, on_error)
-        todo = [(i, with_user_text(c, r.prompt)) for i, (c, r) in enumerate(zip(chats, results)) if r.prompt is not None]
-        answers = self.target.generate([c for _, c in todo], params or self.config.answer, on_error)
-        for (i, _), answer in zip(todo, answers):
-            results[i].answer = answer
+        results = await self.arewrite(chats, on_error)
+        todo = [r for r in results if r.target_chat is not None]
+        answers = await target.agenerate([r.target_chat for r in todo], params or self.config.answer, on_error)
+        for r, answer in zip(todo, answers):
+            r.answer = answer
+            self.stats["target_failed"] += answer is None
         for r in results:
             if r.prompt is None:
                 r.answer = REFUSAL
                 self.stats["refused"] += 1
         return results
+
+    def rewrite(self, chats: Sequence[Chat], on_error: OnError = "raise") -> list[GuardResult]:
+        return run_sync(self.arewrite(chats, on_error))
+
+    def run(self, chats: Sequence[Chat], params: SamplingParams | None = None,
+            on_error: OnError = "raise") -> list[GuardResult]:
+        return run_sync(self.arun(chats, params, on_error))
 
     def ask(self, instruction: str, image: ImageLike | None = None) -> GuardResult:
         """One guarded question."""
@@ -100,6 +222,10 @@ class Guard(Backend):
     def generate(self, chats: Sequence[Chat], params: SamplingParams | None = None,
                  on_error: OnError = "raise") -> list[str | None]:
         return [r.answer for r in self.run(chats, params, on_error)]
+
+    async def agenerate(self, chats: Sequence[Chat], params: SamplingParams | None = None,
+                        on_error: OnError = "raise") -> list[str | None]:
+        return [r.answer for r in await self.arun(chats, params, on_error)]
 
     def close(self) -> None:
         self.rewriter.close()

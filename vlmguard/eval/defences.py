@@ -17,8 +17,7 @@ from typing import Any, Sequence
 from ..backends import Backend, BackendPool, SamplingParams, resolve_specs
 from ..chat import Chat, last_user, user_chat, with_user_text
 from ..errors import VLMGuardError
-from ..format import REFUSAL, resolve
-from ..guard import rewriter_chat
+from ..guard import Guard, GuardConfig
 from ..prompts import load_prompt, render_prompt
 from ..scoring import parse_score
 
@@ -163,22 +162,14 @@ class VLMGuard(Defence):
             raise VLMGuardError(f"defence {self.name!r} needs `rewriter: <backend spec>` (an SFT/GRPO checkpoint)")
         if fallback not in ("original", "safe-prefix", "refuse"):
             raise VLMGuardError(f"defence {self.name!r}: fallback {fallback!r}; use original, safe-prefix or refuse")
-        self.rewriter, self.fallback = backends.get(rewriter), fallback
-        self.system = load_prompt(system) if system else None
-        self.params = SamplingParams(max_new_tokens=max_new_tokens)
+        # the product's own guard path (vlmguard.guard), so what is measured is what users run
+        self.guard = Guard(backends.get(rewriter), None, GuardConfig(
+            fallback=fallback, rewrite=SamplingParams(max_new_tokens=max_new_tokens),
+            system=load_prompt(system) if system else None))
 
     async def respond(self, target, chats, params):
-        turns = [last_user(c) for c in chats]
-        completions = await self.rewriter.agenerate([rewriter_chat(t, img, self.system) for t, img in turns],
-                                                    self.params, "none")
-        resolved = [resolve(c or "", t, self.fallback) for c, (t, _) in zip(completions, turns)]
-        todo = [i for i, r in enumerate(resolved) if r.prompt is not None]
-        answers = await target.agenerate([with_user_text(chats[i], resolved[i].prompt) for i in todo], params, "none")
-        by_index = dict(zip(todo, answers))
-        return [Response(by_index.get(i, REFUSAL), r.prompt,
-                         {"completion": c, "threat": r.parsed.threat, "intent": r.parsed.intent,
-                          "fallback_used": r.fallback_used, "problems": list(r.parsed.problems)})
-                for i, (r, c) in enumerate(zip(resolved, completions))]
+        results = await self.guard.arun(chats, params, "none", target=target)
+        return [Response(r.answer, r.prompt, r.analysis) for r in results]
 
 
 DEFENCES: dict[str, type[Defence]] = {c.name: c for c in (NoDefence, PromptTemplate, AdaShield, ECSO, PlainRewrite,

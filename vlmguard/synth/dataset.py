@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..guard import rewriter_messages
 from ..images import fit, load_image
 
 
 def sft_row(record_id: str, instruction: str, image: Any, target: str, system: str, **extra: Any) -> dict[str, Any]:
     return {"id": record_id,
-            "prompt": [{"role": "system", "content": system}, {"role": "user", "content": instruction}],
+            "prompt": rewriter_messages(instruction, system),
             "completion": [{"role": "assistant", "content": target}],
             "images": [image] if image is not None else [], **extra}
 
