@@ -23,8 +23,8 @@ def test_bad_requests_get_openai_errors(target_server):
     post = lambda body: httpx.post(f"{target_server}/chat/completions", json=body, timeout=60)  # noqa: E731
     r = post(_body(model="other"))
     assert r.status_code == 404 and "serves 'tiny-target'" in r.json()["error"]["message"]
-    r = post(_body(stream=True))
-    assert r.status_code == 400 and "streaming" in r.json()["error"]["message"]
+    r = post(_body(stream=True, n=2))
+    assert r.status_code == 400 and "stream=true supports n=1" in r.json()["error"]["message"]
     r = post(_body(messages=[{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}]}]))
     assert r.status_code == 400 and "messages[0].content[0]" in r.json()["error"]["message"]
@@ -32,6 +32,27 @@ def test_bad_requests_get_openai_errors(target_server):
     assert r.status_code == 400
     r = httpx.post(f"{target_server}/chat/completions", content=b"{not json", timeout=60)
     assert r.status_code == 400
+
+
+def test_stream_wire_format(target_server):
+    """Server-Sent Events as ``vllm serve`` sends them: role chunk, content chunks, a stop chunk, ``[DONE]``; the
+    stream bypasses the batcher."""
+    import json
+
+    health = target_server.removesuffix("/v1") + "/health"
+    before = httpx.get(health).json()
+    with httpx.stream("POST", f"{target_server}/chat/completions", json=_body(stream=True), timeout=60) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in r.iter_lines() if line]
+    assert all(line.startswith("data: ") for line in lines) and lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line[6:]) for line in lines[:-1]]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert chunks[-1]["choices"][0] == {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text == httpx.post(f"{target_server}/chat/completions", json=_body(), timeout=60).json()[
+        "choices"][0]["message"]["content"]
+    after = httpx.get(health).json()
+    assert after["streams"] - before["streams"] == 1 and after["generations"] - before["generations"] == 1
 
 
 def test_concurrent_requests_are_batched(target_server):

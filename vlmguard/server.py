@@ -2,12 +2,15 @@
 
 Concurrent requests are gathered into batches (up to ``max_batch``, waiting at most ``batch_wait_ms`` for
 company) so an ``hf`` backend answers many clients with batched generation. It speaks the subset of the
-OpenAI API that ``vllm serve`` clients use: ``GET /v1/models``, ``POST /v1/chat/completions`` (non-streaming,
-images as ``image_url`` data URLs), and ``GET /health``.
+OpenAI API that ``vllm serve`` clients use: ``GET /v1/models``, ``POST /v1/chat/completions`` (images as
+``image_url`` data URLs; ``stream: true`` answers with Server-Sent Events as the official ``openai`` client reads
+them), and ``GET /health``. Streamed requests bypass the batcher: each runs ``backend.astream`` on its own (an
+``hf`` backend serves them one at a time, between batches).
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from contextlib import asynccontextmanager
 import socket
@@ -18,7 +21,7 @@ from typing import Any, Sequence
 
 try:
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, StreamingResponse
 except ImportError as e:  # pragma: no cover - depends on the install
     from .errors import VLMGuardError as _E
     raise _E("serving needs FastAPI and uvicorn: pip install 'vlmguard-r1[serve]'") from e
@@ -121,6 +124,32 @@ def _params(body: dict[str, Any]) -> SamplingParams:
         raise VLMGuardError(f"invalid sampling parameter: {e}") from None
 
 
+async def _sse(first: str | None, pieces: Any, head: dict[str, Any]):
+    """A completion as OpenAI ``chat.completion.chunk`` events: the assistant role, each text piece (``first``,
+    then the rest of ``pieces``), an empty delta with ``finish_reason: "stop"``, ``data: [DONE]``. A failure
+    mid-stream sends ``data: {"error": {...}}`` and then ``[DONE]``, as ``vllm serve`` does."""
+    def event(data: dict[str, Any]) -> str:
+        return f"data: {json.dumps(data)}\n\n"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        return event({**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        if first:
+            yield chunk({"content": first})
+        async for piece in pieces:
+            if piece:
+                yield chunk({"content": piece})
+        yield chunk({}, "stop")
+    except Exception as e:  # the status line is sent: report it in the stream
+        log.warning("stream %s failed: %s", head["id"], e)
+        yield event({"error": {"message": f"generation failed: {e}", "type": "server_error", "code": 500}})
+    finally:
+        await pieces.aclose()  # also when the client went away: stops the generation
+    yield "data: [DONE]\n\n"
+
+
 def create_app(backend: Backend, model_name: str | Sequence[str], max_batch: int = 8, batch_wait_ms: float = 5.0):
     """A FastAPI app serving ``backend`` under ``model_name`` (several names: aliases of one model, as
     ``vllm serve --served-model-name A B`` does; responses carry the name the client asked for)."""
@@ -136,14 +165,16 @@ def create_app(backend: Backend, model_name: str | Sequence[str], max_batch: int
 
     app = FastAPI(title="vlmguard model server", lifespan=lifespan)
     app.state.batcher = batcher
+    streams = 0
 
     def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
         return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        """Liveness plus counters: generations served, the batches they ran in, the backend's own stats."""
-        return {"status": "ok", "generations": batcher.requests, "batches": batcher.batches,
+        """Liveness plus counters: generations served, the batches they ran in, streamed completions (outside the
+        batches), the backend's own stats."""
+        return {"status": "ok", "generations": batcher.requests, "batches": batcher.batches, "streams": streams,
                 "backend": dict(backend.stats)}
 
     @app.get("/v1/models")
@@ -162,8 +193,6 @@ def create_app(backend: Backend, model_name: str | Sequence[str], max_batch: int
             return error(404, f"model {body.get('model')!r} is not served here; this server serves "
                               f"{', '.join(map(repr, names))}",
                          "not_found_error")
-        if body.get("stream"):
-            return error(400, "streaming is not supported by this server; send stream=false")
         try:
             chat, params = _wire_to_chat(body.get("messages")), _params(body)
             n = int(body.get("n") or 1)
@@ -174,6 +203,19 @@ def create_app(backend: Backend, model_name: str | Sequence[str], max_batch: int
                               f"(send text only, e.g. a judge with `image: false`)")
         created = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
                    "model": body.get("model") or model_name}
+        if body.get("stream"):
+            if body.get("logprobs") or n != 1:
+                return error(400, "stream=true supports n=1 without logprobs here; send stream=false")
+            nonlocal streams
+            streams += 1
+            pieces = backend.astream(chat, params)
+            try:  # the first piece before the status line: a failure to start is still an HTTP error
+                first = await anext(pieces, None)
+            except Exception as e:
+                await pieces.aclose()
+                return error(500, f"generation failed: {e}", "server_error")
+            return StreamingResponse(_sse(first, pieces, {**created, "object": "chat.completion.chunk"}),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         if body.get("logprobs"):
             if params.max_new_tokens != 1:
                 return error(400, "this server returns logprobs for one-token completions only: send max_tokens=1")

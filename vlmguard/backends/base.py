@@ -6,7 +6,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Coroutine, Literal, Sequence, TypeVar
+from typing import Any, AsyncIterator, Coroutine, Literal, Sequence, TypeVar
 
 from ..chat import Chat
 
@@ -58,6 +58,19 @@ class Backend(ABC):
                         on_error: OnError = "raise") -> list[str | None]:
         """Async form; in-process backends run ``generate`` in a worker thread."""
         return await asyncio.to_thread(self.generate, chats, params, on_error)
+
+    async def astream(self, chat: Chat, params: SamplingParams | None = None) -> AsyncIterator[str]:
+        """The completion of ONE chat as text deltas, yielded as the model produces them (their concatenation is
+        what ``generate([chat], params)[0]`` returns). Raises :class:`~vlmguard.errors.VLMGuardError` on failure,
+        possibly after some deltas were yielded. This default is not incremental: it awaits ``agenerate`` and
+        yields the whole text once; backends that can stream (``openai``, ``hf``) override it."""
+        from ..errors import VLMGuardError
+
+        text = (await self.agenerate([chat], params))[0]  # on_error="raise": its own message
+        if text is None:
+            raise VLMGuardError(f"generation failed in {self.spec or type(self).__name__}")
+        if text:
+            yield text
 
     accepts_images: bool | None = None
     """False for a text-only model (a server rejects images sent to it, as ``vllm serve`` does); None: unknown."""

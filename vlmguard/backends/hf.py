@@ -1,12 +1,13 @@
 """In-process transformers backend: batched, left-padded generation, images through the model's processor."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 from ..chat import Chat, to_processor
 from ..errors import VLMGuardError
@@ -223,7 +224,14 @@ class HFBackend(Backend):
         self.stats["failed"] += n
 
     def _prompt(self, chat: Chat) -> tuple[str, list]:
+        """The chat through the model's template. Text that spells one of the tokenizer's special tokens is
+        defused first, so message content never tokenizes into control tokens (framing safety)."""
+        from ..guard import defuse
+
         messages, images = to_processor(chat)
+        specials = self._special_tokens()
+        messages = [{**m, "content": [{**p, "text": defuse(p["text"], specials)} if p["type"] == "text" else p
+                                      for p in m["content"]]} for m in messages]
         if images and not self.vision:
             self.stats["images_dropped"] += len(images)
             messages = [{**m, "content": [p for p in m["content"] if p["type"] != "image"]} for m in messages]
@@ -232,6 +240,13 @@ class HFBackend(Backend):
             messages = [{**m, "content": "".join(p["text"] for p in m["content"])} for m in messages]
         text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return text, images
+
+    def _special_tokens(self) -> list[str]:
+        if not hasattr(self, "_specials"):
+            tok = self.tokenizer
+            added = [t.content for t in getattr(tok, "added_tokens_decoder", {}).values() if getattr(t, "special", False)]
+            self._specials = sorted({*tok.all_special_tokens, *added}, key=len)
+        return self._specials
 
     @property
     def accepts_images(self) -> bool:
@@ -279,9 +294,8 @@ class HFBackend(Backend):
                     out[i] = probs
         return out
 
-    def _generate_batch(self, texts: list[str], images: list, params: SamplingParams) -> list[str]:
-        torch = self._torch
-        inputs = self._inputs(texts, images)
+    def _generation_kwargs(self, params: SamplingParams) -> dict[str, Any]:
+        """``model.generate`` keyword arguments for ``params`` (and the torch seed set, when it has one)."""
         gen: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": not params.greedy,
                                "pad_token_id": self.tokenizer.pad_token_id}
         if not params.greedy:
@@ -289,13 +303,84 @@ class HFBackend(Backend):
         else:
             gen.update(temperature=None, top_p=None, top_k=None)
         if params.seed is not None:
-            torch.manual_seed(params.seed)
+            self._torch.manual_seed(params.seed)
+        return gen
+
+    def _generate_batch(self, texts: list[str], images: list, params: SamplingParams) -> list[str]:
+        torch = self._torch
+        inputs = self._inputs(texts, images)
+        gen = self._generation_kwargs(params)
         with torch.inference_mode():
             ids = self.model.generate(**inputs, **gen)
         texts_out = self.tokenizer.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
         return [_cut(t, params.stop) for t in texts_out]
 
+    async def astream(self, chat: Chat, params: SamplingParams | None = None) -> AsyncIterator[str]:
+        """``model.generate`` with a ``TextIteratorStreamer`` in a worker thread (holding the backend's lock, so it
+        waits for batched calls in flight): text pieces as tokens are decoded, the same text ``generate`` returns.
+        Stop strings cut the stream (text that may begin one is held back until it is decided) and end
+        generation; so does closing the iterator early."""
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        torch = self._torch
+        params = params or SamplingParams()
+        self.stats["calls"] += 1
+        text, images = self._prompt(chat)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        halt, failure = threading.Event(), []
+
+        class Halt(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kw):
+                return torch.full((input_ids.shape[0],), halt.is_set(), dtype=torch.bool, device=input_ids.device)
+
+        def work() -> None:
+            try:
+                with self._lock:
+                    inputs = self._inputs([text], images)
+                    gen = self._generation_kwargs(params)
+                    with torch.inference_mode():
+                        self.model.generate(**inputs, **gen, streamer=streamer,
+                                            stopping_criteria=StoppingCriteriaList([Halt()]))
+            except BaseException as e:  # re-raised in the consumer
+                failure.append(e)
+                streamer.end()  # unblock the consumer
+
+        worker = threading.Thread(target=work, name="hf-astream", daemon=True)
+        worker.start()
+        pieces, done, full, sent = iter(streamer), object(), "", 0
+        try:
+            while (piece := await asyncio.to_thread(next, pieces, done)) is not done:
+                full += piece
+                safe, stopped = _safe_prefix(full, params.stop)
+                if safe > sent:
+                    yield full[sent:safe]
+                    sent = safe
+                if stopped:
+                    return
+            await asyncio.to_thread(worker.join)
+            if failure:
+                e = failure[0]
+                if isinstance(e, (VLMGuardError, ValueError, RuntimeError)):
+                    self._batch_failed(e, "generation", 1, "raise")
+                raise e
+            if len(full) > sent:
+                yield full[sent:]
+        finally:
+            halt.set()  # a stop string was found, the caller went away, or it is over anyway
+
 
 def _cut(text: str, stop: Sequence[str]) -> str:
     cuts = [text.find(s) for s in stop if s and s in text]
     return text[:min(cuts)] if cuts else text
+
+
+def _safe_prefix(text: str, stop: Sequence[str]) -> tuple[int, bool]:
+    """For a text still growing: how much of it ``_cut`` of any continuation keeps for sure, and whether that is
+    final (a stop string occurs and no earlier one can still complete). The end of ``text`` that may begin a stop
+    string is held back."""
+    stop = [s for s in stop if s]
+    found = [text.find(s) for s in stop if s in text]
+    first = min(found) if found else len(text)
+    partial = min((i for i in range(max(0, len(text) - max(map(len, stop), default=0) + 1), len(text) + 1)
+                   if any(s.startswith(text[i:]) and len(text) - i < len(s) for s in stop)), default=len(text))
+    return min(first, partial), bool(found) and first <= partial

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import os
 import random
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 import httpx
 
@@ -17,6 +19,10 @@ from .base import Backend, OnError, SamplingParams, run_sync
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class _StreamError(Exception):
+    """An ``{"error": ...}`` event inside a Server-Sent Events stream."""
 
 
 class OpenAIBackend(Backend):
@@ -76,6 +82,79 @@ class OpenAIBackend(Backend):
                         on_error: OnError = "raise") -> list[str | None]:
         params = params or SamplingParams()
         return await self._each(chats, lambda client, chat, i: self._complete(client, chat, params, i), on_error)
+
+    async def astream(self, chat: Chat, params: SamplingParams | None = None) -> AsyncIterator[str]:
+        """``POST /chat/completions`` with ``stream: true``: the Server-Sent Events' ``choices[0].delta.content``
+        pieces, yielded as they arrive. Connection errors, timeouts and retryable statuses before the first piece
+        are retried like any request; once a piece was yielded nothing is retried (the caller already has it):
+        a stream that breaks then raises ``VLMGuardError("stream from URL broke after N chunks: ...")``."""
+        params = params or SamplingParams()
+        if self._model is None:
+            self._model = (await self._list_models())[0]
+        url = self.base_url + "/chat/completions"
+        body = {**self._payload(chat, params, 0), "stream": True}
+        attempts = self.options.retries + 1
+        async with httpx.AsyncClient(timeout=self.options.timeout, headers=self._headers) as client:
+            for attempt in range(attempts):
+                chunks = 0
+                try:
+                    async with client.stream("POST", url, json=body) as r:
+                        if r.status_code < 400:
+                            self.stats["requests"] += 1
+                            try:
+                                async with aclosing(self._sse_deltas(r, url)) as deltas:
+                                    async for piece in deltas:
+                                        chunks += 1
+                                        yield piece
+                            except _StreamError as e:  # the server said so: not retried
+                                self.stats["errors"] += 1
+                                raise VLMGuardError(f"stream from {url} broke after {chunks} chunks: {e}") from None
+                            return
+                        problem = f"HTTP {r.status_code}: {(await r.aread()).decode(errors='replace')[:300]}"
+                        if r.status_code not in RETRY_STATUS:
+                            self.stats["errors"] += 1
+                            raise VLMGuardError(f"POST {url} failed with {problem}")
+                except httpx.TimeoutException:
+                    problem = f"timed out after {self.options.timeout:g} s (raise ?timeout=SECONDS)"
+                except httpx.TransportError as e:
+                    problem = f"cannot connect ({type(e).__name__}: {e or 'no answer'})"
+                if chunks:
+                    self.stats["errors"] += 1
+                    raise VLMGuardError(f"stream from {url} broke after {chunks} chunks: {problem}")
+                self.stats["retries"] += attempt < attempts - 1
+                if attempt < attempts - 1:
+                    await asyncio.sleep(self.options.backoff * 2 ** attempt * (0.5 + random.random()))
+        raise self._failure("POST", url, attempts, problem)
+
+    async def _sse_deltas(self, r: httpx.Response, url: str) -> AsyncIterator[str]:
+        """The non-empty ``choices[0].delta.content`` of each ``data:`` event up to ``data: [DONE]``; an
+        ``{"error": ...}`` event (what vLLM sends when generation fails mid-stream) raises ``_StreamError``."""
+        data: list[str] = []
+        lines = r.aiter_lines()
+        while (line := await anext(lines, None)) is not None or data:
+            if line is not None and line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+                continue
+            if line or not data:  # comments, event:/id: fields; blank lines with no event pending
+                continue
+            payload, data = "\n".join(data), []  # a blank line, or the end of the body, ends an event
+            if payload.strip() == "[DONE]":
+                return
+            try:
+                event = json.loads(payload)
+            except ValueError as e:
+                raise VLMGuardError(f"stream from {url} sent an event that is not JSON ({payload[:200]!r})") from e
+            if isinstance(event, dict) and event.get("error"):
+                err = event["error"]
+                raise _StreamError(err.get("message", err) if isinstance(err, dict) else err)
+            try:
+                choices = event.get("choices") or []  # a usage-only chunk has none
+                piece = choices[0].get("delta", {}).get("content") if choices else None
+            except AttributeError as e:
+                raise VLMGuardError(f"stream from {url} sent an event without choices[0].delta "
+                                    f"({payload[:200]}): is it an OpenAI-compatible chat endpoint?") from e
+            if piece:
+                yield piece
 
     def next_token_logprobs(self, chats: Sequence[Chat], top_k: int = 20,
                             on_error: OnError = "raise") -> list[dict[str, float] | None]:
@@ -178,7 +257,11 @@ class OpenAIBackend(Backend):
             if attempt < attempts - 1:
                 delay = self.options.backoff * 2 ** attempt
                 await asyncio.sleep(delay * (0.5 + random.random()))
+        raise self._failure(method, url, attempts, problem)
+
+    def _failure(self, method: str, url: str, attempts: int, problem: str) -> VLMGuardError:
+        """The error for a request that failed for good (counted in ``stats["errors"]``)."""
         self.stats["errors"] += 1
         hint = ("start it (`vllm serve MODEL` or `vlmguard serve-model --model SPEC`) or fix the URL"
                 if problem.startswith("cannot connect") else "check the server's log")
-        raise VLMGuardError(f"{method} {url} failed after {attempts} attempt(s): {problem}; {hint}")
+        return VLMGuardError(f"{method} {url} failed after {attempts} attempt(s): {problem}; {hint}")
