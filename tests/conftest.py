@@ -64,9 +64,11 @@ def wait_healthy(proc: subprocess.Popen, health_url: str, timeout: float) -> Non
     raise RuntimeError(f"server never became healthy at {health_url} in {timeout:.0f} s")
 
 
-def start_server(args: list[str], timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
-    """Start ``vlmguard serve-model`` on a free loopback port; returns the process and its /v1 base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "vlmguard", "serve-model", "--host", "127.0.0.1", "--port", "0",
+def start_server(args: list[str], timeout: float = 120.0, command: str = "serve-model",
+                 port: int = 0) -> tuple[subprocess.Popen, str]:
+    """Start ``vlmguard serve-model`` (or ``command``, e.g. ``serve``) on a loopback port (0: a free one);
+    returns the process and its /v1 base URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "vlmguard", command, "--host", "127.0.0.1", "--port", str(port),
                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     line = proc.stdout.readline()

@@ -35,6 +35,29 @@ def cmd_serve_model(args: argparse.Namespace) -> None:
     serve(backend, name, args.host, args.port, args.max_batch, args.batch_wait_ms)
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .backends import SamplingParams, resolve_specs
+    from .errors import VLMGuardError
+    from .guard import Guard, GuardConfig
+    from .server import serve
+    from .service import ServeConfig
+
+    config = ServeConfig.load(args.config, {"rewriter": args.rewriter, "target": args.target, "name": args.name,
+                                            "host": args.host, "port": args.port, "fallback": args.fallback,
+                                            "api_key_file": args.api_key_file})
+    if not config.rewriter or not config.target:
+        raise VLMGuardError("vlmguard serve needs a rewriter and a target (--rewriter SPEC --target SPEC, or in "
+                            "--config)")
+    config.api_keys()  # a missing or empty key file fails before any model loads
+    resolve_specs(config.rewriter, config.target)
+    guard = Guard(config.rewriter, config.target, GuardConfig(
+        fallback=config.fallback, rewrite=SamplingParams(max_new_tokens=config.rewrite_max_new_tokens)))
+    guard.rewriter.check()
+    guard.target.check()
+    names = config.name or [getattr(guard.target, "model", None) or config.target.split(":", 1)[1].split("?")[0]]
+    serve(guard, names, config.host, config.port, config.max_batch, config.batch_wait_ms, config=config)
+
+
 def _guard(args: argparse.Namespace, with_target: bool):
     from .backends import SamplingParams
     from .guard import Guard, GuardConfig
@@ -239,6 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "and/or `response` (downstream answer), optional `gold` in [0, 1]")
         q.add_argument("--limit", type=int)
         q.add_argument("--batch-size", type=int, default=16)
+
+    s = sub.add_parser("serve", help="the guard as an OpenAI-compatible service in front of any target")
+    s.add_argument("--config", help="serve YAML (vlmguard.service.ServeConfig fields); flags override it")
+    s.add_argument("--rewriter", help=_spec_help("rewriter"))
+    s.add_argument("--target", help=_spec_help("guarded target"))
+    s.add_argument("--name", nargs="+", help="model name(s) clients send (default: the target's)")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int, help="0 picks a free port (printed on the first line)")
+    s.add_argument("--fallback", choices=("original", "safe-prefix", "refuse"),
+                   help="what the target gets when the rewriter is down or unparseable (default: original)")
+    s.add_argument("--api-key-file", help="accepted API keys, one per line (clients send Bearer KEY)")
+    s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("eval", help="benchmarks x target VLMs x defences, judged; writes records and a report")
     s.add_argument("--config", required=True, help="eval YAML (configs/eval/*.yaml)")
