@@ -259,3 +259,28 @@ def test_serve_errors_before_loading(tmp_path):
     assert out.returncode == 1 and "unknown key(s) fallbak" in out.stderr
     out = run_cli("serve", "--rewriter", "hf:/x", "--target", "hf:/y", "--api-key-file", str(tmp_path / "none"))
     assert out.returncode == 1 and "api key file" in out.stderr
+
+
+def test_access_log_has_no_content_by_default(guard_app):
+    import logging
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+    logger = logging.getLogger("vlmguard.access")
+    handler, level = Keep(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        url = guard_app(_Slow(0.0))
+        httpx.post(url + "/chat/completions", json={"messages": [{"role": "user", "content": "my secret plan"}]})
+        quiet = [json.loads(r) for r in records]
+        loud_url = guard_app(_Slow(0.0), log_content=True)
+        httpx.post(loud_url + "/chat/completions", json={"messages": [{"role": "user", "content": "my secret plan"}]})
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert quiet and quiet[-1]["status"] == 200 and quiet[-1]["messages"] == 1 and "latency_s" in quiet[-1]
+    assert not any("secret" in r for r in records[:len(quiet)]) and "secret" in records[-1]
