@@ -14,6 +14,7 @@ and is async, so TRL runs them concurrently; those that need the downstream answ
       safety_rubric: {type: safety, weight: 0.5, judge: "hf:…", image: false}   # a second safety judge
       helpfulness: {weight: 1.0, judge: "hf:…", gate: safety, gate_min: 0.5}
       my_pkg.my_rewards:brevity: {weight: 0.1}               # any TRL-style function by module:function
+      # constrained: {type: lagrangian, objective: helpfulness, cost: safety, threshold: 0.1}  (rewards.lagrangian)
 """
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ from .base import Reward
 from .context import RewardContext
 from .intent import IntentReward
 from .judged import HelpfulnessReward, OverRefusalReward, SafetyReward
+from .lagrangian import LagrangianReward
 from .rules import FormatReward, LengthReward
 
 REGISTRY: dict[str, Any] = {cls.name: cls for cls in (FormatReward, LengthReward, SafetyReward, HelpfulnessReward,
-                                                      OverRefusalReward, IntentReward)}
+                                                      OverRefusalReward, IntentReward, LagrangianReward)}
 log = logging.getLogger(__name__)
 CONFIG_KEYS = ("target", "fallback", "answer_max_new_tokens", "rewards")
 
@@ -136,7 +138,7 @@ def build_rewards(config: RewardsConfig | str | Path, check_servers: bool = True
         config = RewardsConfig.load(config)
     resolve_specs(config.target)
     ctx = RewardContext(None, config.fallback, SamplingParams(max_new_tokens=config.answer_max_new_tokens))
-    funcs, weights, objects = [], [], {}
+    funcs, weights, objects, plain = [], [], {}, {}
     for name, raw in config.rewards.items():
         opts = dict(raw)
         kind = opts.pop("type", name)
@@ -157,13 +159,18 @@ def build_rewards(config: RewardsConfig | str | Path, check_servers: bool = True
                 raise VLMGuardError(f"{config.source}: reward {name!r} is a plain function and takes no options "
                                     f"({', '.join(opts)}); only weight")
             func = obj
+            plain[name] = obj
         funcs.append(func)
         weights.append(float(weight))
     for func in objects.values():
-        func.peers = objects
+        func.peers, func.functions = objects, plain
         if func.gate and func.gate not in objects:
             raise VLMGuardError(f"{config.source}: reward {func.name!r} is gated on {func.gate!r}, which the config "
                                 f"does not define")
+        missing = [n for n in func.requires() if n not in objects and n not in plain]
+        if missing:
+            raise VLMGuardError(f"{config.source}: reward {func.name!r} reads {', '.join(map(repr, missing))}, which the "
+                                f"config does not define; entries: {', '.join(config.rewards)}")
     if config.target is None and any(f.needs_answers for f in objects.values()):
         needing = [f.name for f in objects.values() if f.needs_answers]
         log.warning("%s: rewards %s score the target's answers but no `target` is set: they work only on data that "

@@ -36,6 +36,11 @@ class Reward:
         self.name = name or type(self).name  # the config entry's name: two rewards of one kind stay apart
         self.__name__ = self.name
         self.peers: dict[str, "Reward"] = {}
+        self.functions: dict[str, Any] = {}  # the config's plain-function rewards, by entry name
+
+    def requires(self) -> tuple[str, ...]:
+        """Other entries of the config this reward reads (checked when the config is built)."""
+        return ()
 
     def load(self, check: bool = True) -> None:
         """Load the models this reward needs (after every reward of the config has been checked)."""

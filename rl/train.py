@@ -15,6 +15,7 @@ def build_trainer(script_args, training_args, model_args):
     from vlmguard.export import ModelCardMixin
     from vlmguard.prompts import load_prompt
     from vlmguard.rewards import build_rewards
+    from vlmguard.rewards.lagrangian import LagrangianReward, checkpoint_callback
     from vlmguard.training import ResumeMixin, check_model_source, model_init_kwargs
 
     from .data import load_prompts
@@ -43,6 +44,8 @@ def build_trainer(script_args, training_args, model_args):
     processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision,
                                               trust_remote_code=training_args.trust_remote_code)
     callbacks = [RewardCurveCallback()] if script_args.plot else []
+    if any(isinstance(f, LagrangianReward) for f in rewards.funcs):
+        callbacks.append(checkpoint_callback(rewards.funcs))  # the multipliers go into every checkpoint
     trainer = RewriterGRPOTrainer(model=model_args.model_name_or_path, reward_funcs=rewards.funcs, args=training_args,
                                   train_dataset=dataset, processing_class=processor,
                                   peft_config=get_peft_config(model_args), quantization_config=quantization_config,

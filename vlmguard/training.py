@@ -130,7 +130,13 @@ def train_and_save(trainer, prog: str, argv, script_args, training_args, model_a
     out = training_args.output_dir
     if trainer.accelerator.is_main_process:
         save_run_config(out, prog, argv, script_args, training_args, model_args)
-    trainer.train(resume_from_checkpoint=resolve_resume(out, training_args.resume_from_checkpoint))
+    resume = resolve_resume(out, training_args.resume_from_checkpoint)
+    rewards = getattr(trainer, "vlmguard_rewards", None)
+    if resume and rewards is not None:  # GRPO: constrained rewards continue their multipliers exactly
+        from .rewards.lagrangian import load_states
+
+        load_states(rewards.funcs, resume)
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(out)
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(out)
