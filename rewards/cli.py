@@ -103,3 +103,12 @@ def cmd_compare(args: argparse.Namespace) -> None:
                   f"{fmt(m['gold_accuracy'])} {fmt(m['gold_auroc'])} {fmt(m['gold_spearman'])}")
     print(f"\nmost disagreement: {', '.join(d['id'] for d in disagreements[:5])}")
     print(f"report: {out / 'compare.json'}   chart: {out / 'distributions.png'}")
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from .sweep import SweepConfig, markdown, run_sweep
+
+    rows = run_sweep(args.config)
+    print(markdown(rows))
+    out = Path(SweepConfig.load(args.config).out)
+    print(f"frontier: {out / 'frontier.png'}   table: {out / 'sweep.md'}   eval report: {out / 'eval' / 'report.md'}")

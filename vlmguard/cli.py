@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default="outputs/rewards-compare", help="output folder")
     c.add_argument("--top", type=int, default=20, help="how many most-disagreed samples to list")
     c.set_defaults(func=_rewards_command("cmd_compare"))
+    w = rs.add_parser("sweep", help="train one rewriter per reward combination, evaluate each, draw the frontier")
+    w.add_argument("--config", required=True, help="sweep YAML (see vlmguard.rewards.sweep)")
+    w.set_defaults(func=_rewards_command("cmd_sweep"))
     for q in (s, c):
         q.add_argument("--data", required=True, help="samples (record schema) with a `rewrite` (rewriter output) "
                                                      "and/or `response` (downstream answer), optional `gold` in [0, 1]")
