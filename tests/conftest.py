@@ -152,3 +152,27 @@ class FaultProxy:
 
     def close(self):
         self.server.shutdown()
+
+
+@pytest.fixture
+def serve_app():
+    """``serve_app(app) -> base URL``: a FastAPI app (``vlmguard.server.create_app``) under uvicorn on a free
+    127.0.0.1 port, in a thread; stopped at the end of the test."""
+    import socket
+
+    import uvicorn
+
+    servers = []
+
+    def start(app) -> str:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
+        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+        while not server.started:
+            time.sleep(0.01)
+        servers.append(server)
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    yield start
+    for server in servers:
+        server.should_exit = True

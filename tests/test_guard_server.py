@@ -5,14 +5,12 @@ import base64
 import io
 import json
 import socket
-import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 import yaml
-from conftest import start_server, stop_server, wait_healthy
+from conftest import start_server, stop_server
 from openai import APIStatusError, AsyncOpenAI, OpenAI
 from PIL import Image
 
@@ -200,27 +198,15 @@ class _Slow(Backend):
 
 
 @pytest.fixture
-def guard_app(tiny_models):
+def guard_app(serve_app):
     from vlmguard.guard import Guard, GuardConfig
     from vlmguard.server import create_app
     from vlmguard.service import ServeConfig
 
-    servers = []
-
     def start(rewriter, **limits):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
         guard = Guard(rewriter, _Slow(0.0), GuardConfig(rewrite=SamplingParams(max_new_tokens=4)))
-        app = create_app(guard, "g", max_batch=1, config=ServeConfig(**limits))
-        server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
-        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-        while not server.started:
-            time.sleep(0.01)
-        servers.append(server)
-        return f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    yield start
-    for server in servers:
-        server.should_exit = True
+        return serve_app(create_app(guard, "g", max_batch=1, config=ServeConfig(**limits)))
+    return start
 
 
 def test_busy_server_answers_429_and_slow_requests_504(guard_app):

@@ -2,11 +2,9 @@
 the openai backend against ``vlmguard serve-model``, the hf backend in process, and the failure paths."""
 import asyncio
 import socket
-import threading
 import time
 
 import pytest
-import uvicorn
 from conftest import FaultProxy
 from openai import AsyncOpenAI, OpenAI
 
@@ -150,27 +148,14 @@ class _Breaks(Backend):
 
 
 @pytest.fixture
-def serve_app():
+def serve_backend(serve_app):
     from vlmguard.server import create_app
 
-    servers = []
-
-    def start(backend):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn.Config(create_app(backend, "m"), log_level="error"))
-        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-        while not server.started:
-            time.sleep(0.01)
-        servers.append(server)
-        return f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    yield start
-    for server in servers:
-        server.should_exit = True
+    return lambda backend: serve_app(create_app(backend, "m"))
 
 
-def test_failure_mid_stream(serve_app):
-    url = serve_app(_Breaks())
+def test_failure_mid_stream(serve_backend):
+    url = serve_backend(_Breaks())
     remote = load_backend(f"openai:{url}?model=m&backoff=0.01")
     got = []
 
@@ -185,8 +170,8 @@ def test_failure_mid_stream(serve_app):
         list(client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True))
 
 
-def test_failure_before_the_stream_is_an_http_error(serve_app):
-    url = serve_app(_Breaks(early=True))
+def test_failure_before_the_stream_is_an_http_error(serve_backend):
+    url = serve_backend(_Breaks(early=True))
     remote = load_backend(f"openai:{url}?model=m&retries=1&backoff=0.01")
     with pytest.raises(VLMGuardError, match="failed after 2 attempt.*HTTP 500.*boom"):
         _collect(remote)

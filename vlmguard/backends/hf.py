@@ -185,16 +185,8 @@ class HFBackend(Backend):
     def generate(self, chats: Sequence[Chat], params: SamplingParams | None = None,
                  on_error: OnError = "raise") -> list[str | None]:
         params = params or SamplingParams()
-        self.stats["calls"] += 1
-        prepared: list[tuple[int, str, list]] = []
         out: list[str | None] = [None] * len(chats)
-        for i, chat in enumerate(chats):
-            try:
-                prepared.append((i, *self._prompt(chat)))
-            except VLMGuardError:
-                if on_error == "raise":
-                    raise
-                self.stats["failed"] += 1
+        prepared = self._prepare(chats, on_error)
         prepared.sort(key=lambda p: len(p[1]))  # similar lengths together: less padding
         bs = max(1, self.options.batch_size)
         with self._lock:
@@ -252,6 +244,19 @@ class HFBackend(Backend):
     def accepts_images(self) -> bool:
         return self.vision
 
+    def _prepare(self, chats: Sequence[Chat], on_error: OnError) -> list[tuple[int, str, list]]:
+        """(index, templated prompt, images) of each chat that can be prompted; a bad chat raises or is counted."""
+        self.stats["calls"] += 1
+        prepared = []
+        for i, chat in enumerate(chats):
+            try:
+                prepared.append((i, *self._prompt(chat)))
+            except VLMGuardError:
+                if on_error == "raise":
+                    raise
+                self.stats["failed"] += 1
+        return prepared
+
     def _inputs(self, texts: list[str], images: list):
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
         if images:
@@ -263,16 +268,8 @@ class HFBackend(Backend):
         """One forward pass per batch; the last position's log-softmax (left padding puts every prompt's last
         token there), its ``top_k`` tokens decoded one by one (tokens that decode alike are summed)."""
         torch = self._torch
-        self.stats["calls"] += 1
         out: list[dict[str, float] | None] = [None] * len(chats)
-        prepared = []
-        for i, chat in enumerate(chats):
-            try:
-                prepared.append((i, *self._prompt(chat)))
-            except VLMGuardError:
-                if on_error == "raise":
-                    raise
-                self.stats["failed"] += 1
+        prepared = self._prepare(chats, on_error)
         bs = max(1, self.options.batch_size)
         with self._lock:
             for start in range(0, len(prepared), bs):
