@@ -9,6 +9,9 @@ spec                                                   backend
 =====================================================  ==============================================
 
 Options after ``?`` are each backend's ``Options`` fields; an unknown option is an error that lists them.
+One option is generic, accepted by every kind: ``perception=ocr,nsfw`` (or ``ocr``, ``nsfw``) puts a perception
+front end before the model (:mod:`vlmguard.backends.perceive`: each image becomes a text description, extra
+``perception``).
 """
 from __future__ import annotations
 
@@ -73,6 +76,11 @@ def resolve_spec(spec: str):
     if not isinstance(spec, str):
         raise VLMGuardError(f"a backend is a spec string such as {EXAMPLES}; got {type(spec).__name__}")
     kind, location, raw = parse_spec(spec)
+    perception = raw.pop("perception", None)  # generic option of every kind: checked here, applied by load_backend
+    if perception is not None:
+        from ..perception import check_installed, parse_components
+
+        check_installed(parse_components(perception, spec), spec)
     module, _, name = KINDS[kind].partition(":")
     cls = getattr(importlib.import_module(module), name)
     options = parse_options(cls.Options, raw, spec)
@@ -94,6 +102,11 @@ def load_backend(spec: str | Backend) -> Backend:
     cls, location, options = resolve_spec(spec)
     backend = cls(location, options)
     backend.spec = spec
+    perception = parse_spec(spec)[2].get("perception")
+    if perception is not None:
+        from .perceive import PerceivingBackend
+
+        backend = PerceivingBackend(backend, perception, spec=spec)
     return backend
 
 
