@@ -143,6 +143,7 @@ class HFBackend(Backend):
         super().__init__()
         self.options = options or self.Options()
         self.spec = f"hf:{location}"
+        location = str(Path(location).expanduser()) if location.startswith("~") else location
         self._lock = threading.Lock()
         if model is None:
             self.precheck(location, self.options)  # before the slow imports
