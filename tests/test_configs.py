@@ -40,6 +40,14 @@ def test_recipe_parses(path, tmp_path, monkeypatch):
         for name, d in cfg.defences.items():  # classes, options and backend specs, without loading a model
             check_defence(d.type, d.options, name)
         return
+    if path.parent.name == "serve":
+        from vlmguard.backends import resolve_spec
+        from vlmguard.service import ServeConfig
+
+        cfg = ServeConfig.load(path)
+        for spec in (cfg.rewriter, cfg.target):
+            resolve_spec(spec)
+        return
     if path.parent.name not in parsers:
         pytest.skip(f"no parser registered for configs/{path.parent.name}")
     types, prog = parsers[path.parent.name]
