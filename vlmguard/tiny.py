@@ -57,6 +57,10 @@ Write a short poem about the sea. Summarise the text in the picture. Translate t
 """
 
 
+CORPUS_PROMPTS = ("rewriter_system", "rubric_helpfulness", "rubric_refusal", "rubric_safety", "synth_causal",
+                  "synth_hindsight", "synth_intent", "synth_prompt", "synth_safe_responder", "synth_unsafe_responder")
+
+
 def build_tokenizer():
     """A byte-level BPE ``PreTrainedTokenizerFast`` with Qwen2-VL's special tokens and chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -70,8 +74,9 @@ def build_tokenizer():
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     from .prompts import HERE as PROMPTS  # the project's own prompts: they tokenize into few pieces
 
-    # the prompts the tiny models read in training (not the eval rubrics or the model card): they stay short
-    files = sorted(f for f in PROMPTS.glob("*.txt") if f.stem.startswith(("rewriter_", "synth_", "rubric_")))
+    # the prompts the tiny models read in training, named one by one: a new prompt file (an eval rubric, another
+    # template set) must not change the tiny vocabulary, and with it every learning test
+    files = [PROMPTS / f"{name}.txt" for name in CORPUS_PROMPTS]
     lines = CORPUS.splitlines() * 4 + [line for f in files for line in f.read_text(encoding="utf-8").splitlines()] * 2
     tok.train_from_iterator(lines, trainer=trainer)
     return PreTrainedTokenizerFast(
