@@ -274,9 +274,9 @@ def build_lm_from_gguf(path: str | Path, out: str | Path, eos_tokens: tuple[str,
     """A GGUF chat model saved as a plain text-only transformers folder (tokenizer with its chat template,
     ``AutoModelForCausalLM`` weights in fp32, safetensors shards of at most ``max_shard_size``)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .smol import eos_token_ids
+    from .smol import generation_config
 
     step = step or (lambda s: None)
     path, out = Path(path), Path(out)
@@ -287,9 +287,7 @@ def build_lm_from_gguf(path: str | Path, out: str | Path, eos_tokens: tuple[str,
     model.hf_quantizer = None  # a GGUF-loaded model refuses save_pretrained until it forgets its quantizer
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.generation_config = GenerationConfig(eos_token_id=eos_token_ids(tokenizer, eos_tokens),
-                                               pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-                                               bos_token_id=tokenizer.bos_token_id)
+    model.generation_config = generation_config(tokenizer, eos_tokens)
     step("save")
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out)

@@ -63,7 +63,7 @@ def build_llava_from_gguf(path: str | Path, out: str | Path, seed: int = 0, chat
     (tied for SmolLM2, a separate Q8 ``output.weight`` for the Qwen2.5-Coder GGUFs)."""
     import torch
     from transformers import (AutoModelForCausalLM, AutoTokenizer, CLIPImageProcessor, CLIPVisionConfig,
-                              GenerationConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor)
+                              LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor)
 
     step = step or (lambda name: None)
     path, out = Path(path), Path(out)
@@ -116,14 +116,21 @@ def build_llava_from_gguf(path: str | Path, out: str | Path, seed: int = 0, chat
     processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=PATCH,
                                vision_feature_select_strategy="default", num_additional_image_tokens=1,
                                chat_template=chat_template)
-    model.generation_config = GenerationConfig(eos_token_id=eos_token_ids(tokenizer, eos_tokens),
-                                               pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-                                               bos_token_id=tokenizer.bos_token_id)
+    model.generation_config = generation_config(tokenizer, eos_tokens)
     step("save")
     out.mkdir(parents=True, exist_ok=True)
     processor.save_pretrained(out)
     model.save_pretrained(out, max_shard_size=max_shard_size)
     return out
+
+
+def generation_config(tokenizer, eos_tokens: tuple[str, ...] = ()):
+    """Greedy-ready generation settings: stop at the tokenizer's eos (and ``eos_tokens``), pad with pad or eos."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(eos_token_id=eos_token_ids(tokenizer, eos_tokens),
+                            pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+                            bos_token_id=tokenizer.bos_token_id)
 
 
 def eos_token_ids(tokenizer, extra: tuple[str, ...] = ()) -> int | list[int]:
