@@ -47,3 +47,13 @@ def test_overrides_and_defence_types():
 def test_config_errors(data, message):
     with pytest.raises(VLMGuardError, match=message):
         EvalConfig.from_dict(data, "cfg.yaml")
+
+
+def test_typed_values_of_generic_fields():
+    """dict / list fields are checked as such (a regression: `rubrics: {safe: file}` was rejected)."""
+    c = EvalConfig.from_dict({"out": "o", "targets": {"t": "hf:x"}, "benchmarks": {"b": {
+        "kind": "records", "path": "p", "rubrics": {"safe": "my.txt"}, "subsets": ["harmful"]}}})
+    assert c.benchmarks["b"].rubrics == {"safe": "my.txt"} and c.benchmarks["b"].subsets == ["harmful"]
+    with pytest.raises(VLMGuardError, match="`benchmarks.b.rubrics` must be dict"):
+        EvalConfig.from_dict({"out": "o", "targets": {"t": "hf:x"}, "benchmarks": {"b": {
+            "kind": "records", "path": "p", "rubrics": "my.txt"}}})

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,7 +172,9 @@ def _check_types(data: dict[str, Any], cls: type, source: str, prefix: str) -> N
     for key, value in data.items():
         if key not in hints or isinstance(value, (Backend, Judge)):  # objects passed from Python
             continue
-        allowed = [typing.get_origin(t) or t for t in (typing.get_args(hints[key]) or (hints[key],))]
+        hint = hints[key]
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        allowed = [typing.get_origin(t) or t for t in (typing.get_args(hint) if union else (hint,))]
         if value is None and type(None) in allowed:
             continue
         ok = any(t is not Any and isinstance(value, t) and not (t in (int, float) and isinstance(value, bool))
