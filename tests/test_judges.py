@@ -371,3 +371,16 @@ def test_classifier_judge_is_sigmoid_of_its_logit(tiny_judge, tmp_path):
 def test_build_judge_errors(config, message):
     with pytest.raises(VLMGuardError, match=message):
         build_judge(config, where="rewards.safety.judge")
+
+
+def test_rubric_judge_system_prompt():
+    """`system:` puts a system prompt (template name or file) before the rubric turn."""
+    from vlmguard.judges import JudgeItem, build_judge
+    from vlmguard.prompts import load_prompt
+
+    judge = build_judge({"type": "rubric", "model": "openai:http://127.0.0.1:9/v1", "system": "rewriter_system",
+                         "image": False})
+    chat = judge.chat(JudgeItem("q", "a"))
+    assert chat[0] == {"role": "system", "content": load_prompt("rewriter_system")} and chat[1]["role"] == "user"
+    assert build_judge({"type": "rubric", "model": "openai:http://127.0.0.1:9/v1"}).chat(JudgeItem("q", "a"))[0][
+        "role"] == "user"

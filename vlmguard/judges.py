@@ -198,8 +198,8 @@ class RubricJudge(ModelJudge):
 
     def __init__(self, model: str | Backend, *, rubric: str = "rubric_safety", mode: str = "scale",
                  scale: Sequence[float] = (1, 10), image: bool = True, decision: str = "text",
-                 labels: dict[str, float] | None = None, max_new_tokens: int = 128, where: str = "judge",
-                 **kw: Any) -> None:
+                 labels: dict[str, float] | None = None, max_new_tokens: int = 128, system: str | None = None,
+                 where: str = "judge", **kw: Any) -> None:
         try:
             check_mode(mode)
         except ValueError as e:
@@ -213,11 +213,13 @@ class RubricJudge(ModelJudge):
         self.rubric, self.mode = rubric, mode
         self.low, self.high = float(scale[0]), float(scale[1])
         load_prompt(rubric)  # a missing template fails now
+        self.system = load_prompt(system) if system else None
+        """A system prompt (template name or file) before the rubric: small judges follow it better."""
 
     def chat(self, item: JudgeItem) -> Chat:
         text = render_prompt(item.rubric or self.rubric, instruction=item.instruction, answer=item.answer,
                              **item.variables)
-        return user_chat(text, item.image if self.image else None)
+        return user_chat(text, item.image if self.image else None, self.system)
 
     def read_text(self, text: str) -> Verdict:
         score = parse_score(text, self.low, self.high, self.mode)
