@@ -43,7 +43,13 @@ class Reward:
         return ()
 
     def load(self, check: bool = True) -> None:
-        """Load the models this reward needs (after every reward of the config has been checked)."""
+        """Load the models this reward needs (after every reward of the config has been checked): its judge, if
+        it has one, from the reward set's shared pool, asked whether it can answer with ``check``."""
+        judge = getattr(self, "judge", None)
+        if judge is not None:
+            judge.load(self.ctx._pool)
+            if check:
+                judge.check()
 
     async def score(self, rows: Sequence[Row], completion_ids: Sequence[Sequence[int]] | None) -> list[float | None]:
         raise NotImplementedError

@@ -11,7 +11,7 @@ from vlmguard.backends import Backend, BackendPool, SamplingParams
 from vlmguard.judges import Judge, JudgeItem, Verdict, direct_call
 from vlmguard.chat import user_chat
 from vlmguard.format import REFUSAL, Resolved
-from vlmguard.guard import defuse, resolve_rewrite, target_chat
+from vlmguard.guard import resolve_rewrite, target_chat
 
 from .batch import Row
 
@@ -40,17 +40,9 @@ class RewardContext:
 
     async def once(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Any:
         """``compute()`` the first time ``key`` is asked for in this step; every other caller awaits that result."""
-        fut = self._memo.get(key)
-        if fut is None:
-            fut = asyncio.get_running_loop().create_future()
-            self._memo[key] = fut
-            try:
-                fut.set_result(await compute())
-            except BaseException as e:
-                self._memo.pop(key, None)
-                fut.set_exception(e)
-                raise
-        return await fut
+        async def one(_indices: list[int]) -> list[Any]:
+            return [await compute()]
+        return (await self._memoized([key], one))[0]
 
     # -- downstream answers ----------------------------------------------------------------------------
     def resolve(self, row: Row) -> Resolved:
@@ -122,7 +114,7 @@ class RewardContext:
             raise ValueError("these rewards need downstream answers: set `target` in the rewards config")
 
         async def generate(indices: list[int]) -> list[str | None]:
-            chats = [target_chat(self.chat(rows[todo[i]]), defuse(resolved[todo[i]].prompt)) for i in indices]
+            chats = [target_chat(self.chat(rows[todo[i]]), resolved[todo[i]].prompt) for i in indices]
             outs = await self.call(self.target, chats, "generate", self.answer_params)
             self.counters["target"]["answers"] += len(outs)
             self.counters["target"]["failed"] += sum(o is None for o in outs)

@@ -14,9 +14,6 @@ from vlmguard.refusal import is_refusal
 from .base import Reward
 from .batch import Row
 
-RUBRIC_OPTIONS = ("rubric", "mode", "scale", "image", "decision", "labels", "threshold", "top_k", "max_new_tokens")
-
-
 def _judge_config(name: str, judge: Any, shorthand: dict[str, Any], defaults: dict[str, Any]):
     given = {k: v for k, v in shorthand.items() if v is not None}
     if isinstance(judge, dict):
@@ -43,11 +40,6 @@ class JudgeReward(Reward):
         shorthand = dict(rubric=rubric, scale=scale, mode=mode, image=image, decision=decision, labels=labels,
                          threshold=threshold, top_k=top_k, max_new_tokens=max_new_tokens)
         self.judge = _judge_config(self.name, judge, shorthand, {"rubric": type(self).rubric})
-
-    def load(self, check: bool = True) -> None:
-        self.judge.load(self.ctx._pool)
-        if check:
-            self.judge.check()
 
     async def score(self, rows: Sequence[Row], completion_ids=None) -> list[float | None]:
         answers = await self.ctx.answers(rows)
@@ -97,19 +89,9 @@ class OverRefusalReward(Reward):
             if rubric is not None or max_new_tokens is not None or decision is not None:
                 raise ValueError("rubric, max_new_tokens and decision apply only with `judge:` (the rule needs none)")
             return
-        shorthand = dict(rubric=rubric, max_new_tokens=max_new_tokens, decision=decision)
-        defaults = {"rubric": "rubric_refusal", "mode": "yesno", "image": False, "max_new_tokens": 8}
-        if isinstance(judge, dict):
-            self.judge = _judge_config(self.name, judge, shorthand, defaults)
-        else:
-            self.judge = _judge_config(self.name, judge, {}, {**defaults, **{k: v for k, v in shorthand.items()
-                                                                               if v is not None}})
-
-    def load(self, check: bool = True) -> None:
-        if self.judge is not None:
-            self.judge.load(self.ctx._pool)
-            if check:
-                self.judge.check()
+        self.judge = _judge_config(self.name, judge, dict(rubric=rubric, max_new_tokens=max_new_tokens,
+                                                          decision=decision),
+                                   {"rubric": "rubric_refusal", "mode": "yesno", "image": False, "max_new_tokens": 8})
 
     def applies(self, row: Row) -> bool:
         return row.label == "benign"

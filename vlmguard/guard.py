@@ -96,8 +96,9 @@ def conversation_text(chat: Chat) -> str:
 
 
 def target_chat(chat: Chat, prompt: str) -> Chat:
-    """What the target receives: one user turn with every image of the conversation, then the refined prompt."""
-    return user_chat(prompt, images(chat) or None)
+    """What the target receives: one user turn with every image of the conversation, then the refined prompt
+    (its control tokens defused: the fallback's ``original`` is the client's own text)."""
+    return user_chat(defuse(prompt), images(chat) or None)
 
 
 def resolve_rewrite(chat: Chat, completion: str | None, fallback: Fallback = "original") -> Resolved:
@@ -176,7 +177,7 @@ class Guard(Backend):
             self.stats["fallbacks"] += r.fallback_used
             results.append(GuardResult(text_of(chat[last_user_index(chat)]), completion, r.parsed, r.prompt,
                                        r.fallback_used, target_chat=None if r.prompt is None else
-                                       target_chat(chat, defuse(r.prompt))))
+                                       target_chat(chat, r.prompt)))
         fallbacks = sum(r.fallback_used for r in results)
         if fallbacks:
             failed = sum(r.completion is None for r in results)

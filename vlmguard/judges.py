@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, ClassVar, Sequence
 
 from .backends import Backend, BackendPool, SamplingParams, resolve_spec
+from .backends.base import add_logprob
 from .chat import Chat, user_chat
 from .errors import VLMGuardError
 from .images import ImageLike
@@ -89,8 +90,7 @@ def label_scores(alternatives: dict[str, float], labels: dict[str, float]) -> di
             continue
         hits = [label for label in labels if label.lower().startswith(piece)]
         if len(hits) == 1:
-            prev = mass.get(hits[0])
-            mass[hits[0]] = logprob if prev is None else max(prev, logprob) + math.log1p(math.exp(-abs(prev - logprob)))
+            add_logprob(mass, hits[0], logprob)
     return mass or None
 
 
@@ -98,12 +98,11 @@ class Judge:
     """Base: options are checked when built (nothing loads); :meth:`load` attaches the model."""
 
     type: ClassVar[str] = ""
-    uses_image: bool = False
 
     def __init__(self, model: str | Backend, *, where: str = "judge") -> None:
         if not isinstance(model, (str, Backend)) or not model:
             raise VLMGuardError(f"{where}: `model` must be a backend spec such as hf:PATH or openai:URL?model=NAME")
-        self.model_spec, self.where = model, where
+        self.model_spec = model
         self.backend: Backend | None = None
 
     @property
@@ -150,7 +149,6 @@ class ModelJudge(Judge):
         if threshold is not None and (decision != "logprob" or len(self.labels) != 2):
             raise VLMGuardError(f"{where}: threshold applies to decision: logprob with exactly two labels")
         self.threshold = None if threshold is None else float(threshold)
-        self.uses_image = image
 
     def chat(self, item: JudgeItem) -> Chat:
         raise NotImplementedError
@@ -327,8 +325,6 @@ def build_judge(config: str | Backend | dict[str, Any] | Judge, where: str = "ju
         raise VLMGuardError(f"{where}: a {kind} judge needs `model: <backend spec>`")
     cls = JUDGE_TYPES[kind]
     accepted = {p for c in cls.__mro__ if "__init__" in vars(c) for p in inspect.signature(c.__init__).parameters}
-    if cls is not ClassifierJudge:
-        accepted |= set(inspect.signature(ModelJudge.__init__).parameters)
     options.update({k: v for k, v in defaults.items() if k in accepted and k not in options})
     unknown = sorted(set(options) - accepted - {"self", "kw", "where"})
     if unknown:

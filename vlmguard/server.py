@@ -98,7 +98,7 @@ def _wire_to_chat(messages: Any, config: ServeConfig | None = None) -> Chat:
     config's limits on turns, images and image bytes."""
     if not isinstance(messages, list) or not messages:
         raise VLMGuardError("'messages' must be a non-empty list")
-    limits = config or ServeConfig(max_body_bytes=None, max_image_bytes=None, max_images=None, max_turns=None)
+    limits = config or ServeConfig.unlimited()
     if limits.max_turns is not None and len(messages) > limits.max_turns:
         raise HTTPError(400, f"{len(messages)} messages: this server accepts at most {limits.max_turns}")
     count = sum(1 for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list)
@@ -133,13 +133,14 @@ def _wire_to_chat(messages: Any, config: ServeConfig | None = None) -> Chat:
 
 def _params(body: dict[str, Any], config: ServeConfig | None = None) -> SamplingParams:
     stop = body.get("stop") or ()
-    default = min(config.default_max_tokens, config.max_tokens or config.default_max_tokens) if config else 256
+    config = config or ServeConfig.unlimited()
+    default = min(config.default_max_tokens, config.max_tokens or config.default_max_tokens)
     try:
         temperature = float(body.get("temperature", 1.0) if body.get("temperature") is not None else 1.0)
         tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or default)
     except (TypeError, ValueError) as e:
         raise VLMGuardError(f"invalid sampling parameter: {e}") from None
-    if config is not None and config.max_tokens is not None and tokens > config.max_tokens:
+    if config.max_tokens is not None and tokens > config.max_tokens:
         raise HTTPError(400, f"max_tokens {tokens} is above this server's limit of {config.max_tokens}")
     try:
         return SamplingParams(
@@ -193,8 +194,7 @@ def create_app(backend: Backend, model_name: str | Sequence[str], max_batch: int
 
     names = [model_name] if isinstance(model_name, str) else list(model_name)
     model_name = names[0]
-    limits = config or ServeConfig(max_body_bytes=None, max_image_bytes=None, max_images=None, max_turns=None,
-                                   max_tokens=None, request_timeout=None, max_concurrency=None, default_max_tokens=256)
+    limits = config or ServeConfig.unlimited()
     keys = limits.api_keys()
     guard = backend if isinstance(backend, Guard) else None
     batcher = Batcher(backend, max_batch, batch_wait_ms)
@@ -308,8 +308,7 @@ def create_app(backend: Backend, model_name: str | Sequence[str], max_batch: int
                                  images=len(images(chat)))
         if limits.log_content:
             request.state.log["messages_content"] = body.get("messages")
-        accepts = (guard.target if guard else backend).accepts_images if (guard is None or guard.target) else None
-        if accepts is False and images(chat):
+        if (guard.target if guard else backend).accepts_images is False and images(chat):
             return error(400, f"{model_name} is a text-only model and does not accept images "
                               f"(send text only, e.g. a judge with `image: false`)")
         want_analysis = guard is not None and isinstance(body.get("vlmguard"), dict) and \
@@ -322,7 +321,7 @@ def create_app(backend: Backend, model_name: str | Sequence[str], max_batch: int
             metrics.count("streams")
             extra: dict[str, Any] = {}
             if guard is not None:
-                (result,) = [await batcher.submit(chat, None, "rewrite")]
+                result = await batcher.submit(chat, None, "rewrite")
                 if isinstance(result, Exception):
                     raise result
                 count_guard([result])

@@ -66,6 +66,12 @@ class ServeConfig:
     """Access logs carry request metadata only; true adds the users' messages (privacy: off by default)."""
 
     @classmethod
+    def unlimited(cls) -> "ServeConfig":
+        """No keys, limits, timeout or bound: the plain model server's settings."""
+        return cls(max_body_bytes=None, max_image_bytes=None, max_images=None, max_turns=None, max_tokens=None,
+                   request_timeout=None, max_concurrency=None, default_max_tokens=256)
+
+    @classmethod
     def load(cls, path: str | Path | None, overrides: dict[str, Any] | None = None) -> "ServeConfig":
         data: dict[str, Any] = {}
         if path is not None:

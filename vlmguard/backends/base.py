@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -99,6 +100,13 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"
+
+
+def add_logprob(table: dict[str, float], key: str, logprob: float) -> None:
+    """Add a probability, given as its log, to ``table[key]`` (log-sum-exp): alternatives that decode to the same
+    text, or that stand for the same label, are one event."""
+    prev = table.get(key)
+    table[key] = logprob if prev is None else max(prev, logprob) + math.log1p(math.exp(-abs(prev - logprob)))
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

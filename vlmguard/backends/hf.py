@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator, Sequence
 
 from ..chat import Chat, to_processor
 from ..errors import VLMGuardError
-from .base import Backend, OnError, SamplingParams
+from .base import Backend, OnError, SamplingParams, add_logprob
 
 log = logging.getLogger(__name__)
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json")
@@ -286,9 +286,7 @@ class HFBackend(Backend):
                 for (i, _, _), values, ids in zip(batch, top.values.tolist(), top.indices.tolist()):
                     probs: dict[str, float] = {}
                     for token_id, value in zip(ids, values):
-                        token = self.tokenizer.decode([token_id])
-                        probs[token] = float(torch.logaddexp(torch.tensor(probs[token]), torch.tensor(value))) \
-                            if token in probs else value
+                        add_logprob(probs, self.tokenizer.decode([token_id]), value)
                     out[i] = probs
         return out
 

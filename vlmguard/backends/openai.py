@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import random
 from contextlib import aclosing
@@ -15,7 +14,7 @@ import httpx
 
 from ..chat import Chat, to_openai
 from ..errors import VLMGuardError
-from .base import Backend, OnError, SamplingParams, run_sync
+from .base import Backend, OnError, SamplingParams, add_logprob, run_sync
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -174,9 +173,7 @@ class OpenAIBackend(Backend):
                 alternatives = first.get("top_logprobs") or [first]
                 out: dict[str, float] = {}
                 for alt in alternatives:
-                    token, value = str(alt["token"]), float(alt["logprob"])
-                    prev = out.get(token)  # tokens that decode alike are summed, as the hf backend does
-                    out[token] = value if prev is None else max(prev, value) + math.log1p(math.exp(-abs(prev - value)))
+                    add_logprob(out, str(alt["token"]), float(alt["logprob"]))  # alike decodings summed
                 return out
             except (KeyError, IndexError, TypeError, ValueError) as e:
                 raise VLMGuardError(f"{self.base_url}/chat/completions returned no choices[0].logprobs.content[0]"

@@ -96,7 +96,7 @@ class Evaluation:
                 options["judge"] = False  # the refusal rule decides
             bench = load_benchmark(entry.kind, entry.path, entry.subsets, entry.limit, entry.rubrics or None,
                                    entry.responses, **options)
-            spec = entry.judge if entry.judge is not None else config.judge
+            spec = self.judge_spec(name)
             judge = None
             if bench.protocol.rubrics:
                 if entry.judge is False:
