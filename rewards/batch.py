@@ -46,8 +46,8 @@ def rows_from_trl(prompts: Sequence[Any], completions: Sequence[Any], columns: d
     dataset has one, else from the prompt's last user turn; the image from ``image``/``images`` or the prompt."""
     n = len(completions)
     instructions = columns.get("instruction")
-    imgs = columns.get("image") or [(x or [None])[0] if isinstance(x, list) else x for x in columns.get("images")
-                                    or [None] * n]
+    listed = columns.get("user_images") or columns.get("images")  # user_images: a rewriter reading descriptions
+    imgs = columns.get("image") or [(x or [None])[0] if isinstance(x, list) else x for x in listed or [None] * n]
     labels = columns.get("label") or [None] * n
     ids = columns.get("id")
     answers = columns.get("answer") or [None] * n

@@ -17,6 +17,10 @@ class GRPOScriptArguments:
     image_size: int | None = field(default=448, metadata={
         "help": "Resize every image to this square size first, so HF and vLLM agree on image-token counts "
                 "(TRL #6401); None keeps the originals."})
+    perception: str | None = field(default=None, metadata={
+        "help": "Rewriter prompts with image descriptions instead of images (see the SFT option); default: what the "
+                "model folder records (an SFT rewriter trained with perception), 'none' to turn it off. The "
+                "downstream target still receives the image."})
     rewriter_system: str = field(default="rewriter_system", metadata={
         "help": "System prompt for prompts built from record-schema samples (name or path)."})
     plot: bool = field(default=True, metadata={"help": "Write reward_curves.png into output_dir at the end."})

@@ -13,6 +13,10 @@ class SFTScriptArguments:
     eval_split_size: float = field(default=0.0, metadata={
         "help": "Fraction of the dataset held out for evaluation (0 = none)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N rows."})
+    perception: str | None = field(default=None, metadata={
+        "help": "Train a text-only rewriter that reads images through the perception front end: each image becomes "
+                "its description (ocr, nsfw or ocr,nsfw) in the prompt, and the output folder records it, so every backend "
+                "loading the rewriter applies the same front end. For a language model with no trained vision tower."})
     validate_images: bool = field(default=True, metadata={
         "help": "Decode every image once before training, so a broken one is named up front."})
 

@@ -241,3 +241,59 @@ def shared_perceiver(components: str | Sequence[str]) -> Perceiver:
         if key not in _SHARED:
             _SHARED[key] = Perceiver(key)
         return _SHARED[key]
+
+
+PERCEPTION_FILE = "vlmguard-perception.json"
+"""Written into a rewriter's output folder when it was trained on perceived images: loading that folder through
+any backend applies the same front end (:func:`vlmguard.backends.load_backend`)."""
+
+
+def with_descriptions(messages: list[dict], descriptions: Sequence[str]) -> list[dict]:
+    """TRL-form messages (string contents) with the image descriptions put before the last user turn's text,
+    each followed by a line break: exactly what :class:`vlmguard.backends.perceive.PerceivingBackend` shows a model
+    for the same turn with its images (``user_chat`` puts the images before the text)."""
+    if not descriptions:
+        return messages
+    i = max(j for j, m in enumerate(messages) if m["role"] == "user")
+    out = [dict(m) for m in messages]
+    out[i]["content"] = "".join(d + "\n" for d in descriptions) + out[i]["content"]
+    return out
+
+
+def perceive_dataset(ds, components: str, keep_images_as: str | None = None):
+    """A rewriter dataset (``prompt`` messages + ``images``) for a text-only rewriter that reads images through the
+    perception front end: each row's images become descriptions in its prompt, and the ``images`` column goes
+    (renamed to ``keep_images_as`` when given: GRPO keeps them for the downstream target, which perceives on its
+    own)."""
+    perceiver = shared_perceiver(components)
+
+    def convert(row: dict) -> dict:
+        return {"prompt": with_descriptions(row["prompt"], perceiver.describe_many(row["images"] or []))}
+
+    ds = ds.map(convert, desc=f"perception ({','.join(perceiver.components)})")
+    if keep_images_as:
+        return ds.rename_column("images", keep_images_as)
+    return ds.remove_columns("images")
+
+
+def read_perception_file(location: str) -> str | None:
+    """The perception components a local model folder was trained with (None: none recorded)."""
+    import json
+    from pathlib import Path
+
+    path = Path(location) / PERCEPTION_FILE
+    if not path.is_file():
+        return None
+    try:
+        return ",".join(parse_components(json.loads(path.read_text())["perception"], str(path)))
+    except (ValueError, KeyError, TypeError) as e:
+        raise VLMGuardError(f"{path} is malformed ({e}); it should be {{\"perception\": \"ocr,nsfw\"}} — "
+                            f"rewrite it or delete it") from None
+
+
+def write_perception_file(folder: str, components: str) -> None:
+    import json
+    from pathlib import Path
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / PERCEPTION_FILE).write_text(json.dumps({"perception": ",".join(parse_components(components))}))

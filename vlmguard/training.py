@@ -140,6 +140,10 @@ def train_and_save(trainer, prog: str, argv, script_args, training_args, model_a
     trainer.save_model(out)
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(out)
+        if getattr(script_args, "perception", None):  # loading the folder applies the same front end
+            from .perception import write_perception_file
+
+            write_perception_file(out, script_args.perception)
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=script_args.dataset_path)  # collective: every process calls it
 

@@ -11,7 +11,9 @@ spec                                                   backend
 Options after ``?`` are each backend's ``Options`` fields; an unknown option is an error that lists them.
 One option is generic, accepted by every kind: ``perception=ocr,nsfw`` (or ``ocr``, ``nsfw``) puts a perception
 front end before the model (:mod:`vlmguard.backends.perceive`: each image becomes a text description, extra
-``perception``).
+``perception``). A local model folder trained on perceived images (a rewriter SFT/GRPO'd with ``perception:``)
+records it (``vlmguard-perception.json``) and gets the same front end without the option; ``perception=none``
+turns that off.
 """
 from __future__ import annotations
 
@@ -77,7 +79,7 @@ def resolve_spec(spec: str):
         raise VLMGuardError(f"a backend is a spec string such as {EXAMPLES}; got {type(spec).__name__}")
     kind, location, raw = parse_spec(spec)
     perception = raw.pop("perception", None)  # generic option of every kind: checked here, applied by load_backend
-    if perception is not None:
+    if perception is not None and perception.lower() != "none":
         from ..perception import check_installed, parse_components
 
         check_installed(parse_components(perception, spec), spec)
@@ -100,14 +102,36 @@ def load_backend(spec: str | Backend) -> Backend:
     if isinstance(spec, Backend):
         return spec
     cls, location, options = resolve_spec(spec)
+    perception = perception_of(spec, location)
     backend = cls(location, options)
     backend.spec = spec
-    perception = parse_spec(spec)[2].get("perception")
     if perception is not None:
         from .perceive import PerceivingBackend
 
         backend = PerceivingBackend(backend, perception, spec=spec)
     return backend
+
+
+def perception_of(spec: str, location: str) -> str | None:
+    """The perception components a spec asks for: its ``perception=`` option, else what the local model folder
+    records (a rewriter trained on perceived images), else None; ``perception=none`` is None."""
+    option = parse_spec(spec)[2].get("perception")
+    if option is not None:
+        return None if option.lower() == "none" else option
+    from pathlib import Path
+
+    if not Path(location).is_dir():
+        return None
+    from ..perception import check_installed, parse_components, read_perception_file
+
+    recorded = read_perception_file(location)
+    if recorded is not None:
+        check_installed(parse_components(recorded), spec)
+        import logging
+
+        logging.getLogger(__name__).info("%s was trained on perceived images: reading images through perception=%s "
+                                         "(add perception=none to the spec to turn it off)", location, recorded)
+    return recorded
 
 
 class BackendPool:

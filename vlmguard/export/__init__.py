@@ -177,6 +177,10 @@ def write_export(plan: ExportPlan, folder: Path) -> dict[str, int]:
     if src.run is not None:
         run_file = src.path / RUN_CONFIG if (src.path / RUN_CONFIG).is_file() else src.path.parent / RUN_CONFIG
         shutil.copyfile(run_file, folder / RUN_CONFIG)
+    from ..perception import PERCEPTION_FILE
+
+    if (src.path / PERCEPTION_FILE).is_file():  # a rewriter that reads images through perception keeps doing so
+        shutil.copyfile(src.path / PERCEPTION_FILE, folder / PERCEPTION_FILE)
     (folder / "README.md").write_text(render_card(facts), encoding="utf-8")
     return {f: (folder / f).stat().st_size for f in folder_files(folder)}
 
