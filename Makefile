@@ -40,9 +40,6 @@ test-vllm: $(STAMP) $(VLLM_STAMP)
 	HF_HUB_OFFLINE=1 VLMGUARD_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest tests/vllm_cpu \
 		tests/test_export.py::test_vllm_serves_the_export $(PYTEST_ARGS)
 
-demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(VENV)/bin/vlmguard demo --models tiny-models
-
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/guard.py
 	HF_HUB_OFFLINE=1 $(PY) bench/rewards.py
@@ -64,6 +61,12 @@ $(MODELS_STAMP): $(STAMP)
 .PHONY: models
 models: $(MODELS_STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/vlmguard models
+	test -e models || ln -s "$$($(PY) -c 'from vlmguard.realmodels import default_cache; print(default_cache())')" models
+
+# The method on real models, on CPU (~10 min after the models are built; `vlmguard demo --tiny` is the 1-minute
+# plumbing demo on tiny random models).
+demo: $(MODELS_STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/vlmguard demo
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) tiny-models .pytest_cache

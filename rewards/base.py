@@ -25,9 +25,14 @@ class Reward:
     """True for rewards that score the downstream answer (they also log the answers' refusal rate)."""
 
     def __init__(self, ctx: RewardContext, gate: str | None = None, gate_min: float = 0.5, name: str | None = None,
-                 **params: Any) -> None:
+                 only: str | Sequence[str] | None = None, **params: Any) -> None:
         if params:
             raise TypeError(f"reward {name or self.name!r} takes no option(s) {', '.join(sorted(params))}")
+        if only is not None and not (isinstance(only, str) or (isinstance(only, (list, tuple)) and only
+                                                                and all(isinstance(x, str) for x in only))):
+            raise TypeError(f"only must be a label or a list of labels (e.g. only: harmful), got {only!r}")
+        self.only = None if only is None else {only} if isinstance(only, str) else set(only)
+        """Score only rows whose ``label`` is one of these (others get None, which TRL leaves out of the sum)."""
         if gate is not None and not isinstance(gate, str):
             raise TypeError(f"gate must be the name of another reward, got {gate!r}")
         if isinstance(gate_min, bool) or not isinstance(gate_min, (int, float)):
@@ -74,12 +79,23 @@ class Reward:
 
     def applies(self, row: Row) -> bool:
         """Whether the reward judges this row at all (a None on a row it does not judge is no failure)."""
-        return True
+        return self.only is None or row.label in self.only
 
     async def compute(self, rows: Sequence[Row], completion_ids=None) -> list[float | None]:
         """This reward's scores for these rows, computed once per step even when a gate asks for them too."""
         key = (self.name, tuple((r.key, r.completion, r.answer) for r in rows))
-        return await self.ctx.once(key, lambda: self.score(rows, completion_ids))
+        return await self.ctx.once(key, lambda: self._score_selected(rows, completion_ids))
+
+    async def _score_selected(self, rows: Sequence[Row], completion_ids=None) -> list[float | None]:
+        if self.only is None:
+            return await self.score(rows, completion_ids)
+        keep = [i for i, r in enumerate(rows) if r.label in self.only]  # the others are not even answered
+        out: list[float | None] = [None] * len(rows)
+        if keep:
+            ids = None if completion_ids is None else [completion_ids[i] for i in keep]
+            for i, score in zip(keep, await self.score([rows[i] for i in keep], ids)):
+                out[i] = score
+        return out
 
     async def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], completion_ids=None,
                        **columns: Any) -> list[float | None]:

@@ -95,12 +95,15 @@ def cmd_compare(args: argparse.Namespace) -> None:
     _plot(results, out / "distributions.png")
     report = {"data": args.data, "configs": summaries, "most_disagreement": disagreements}
     (out / "compare.json").write_text(json.dumps(report, indent=2))
-    print(f"{'config':24s} {'reward':14s} {'mean':>7s} {'failed':>6s} {'acc':>6s} {'auroc':>6s} {'rho':>6s}  (vs gold)")
+    print(f"{'config':24s} {'reward':14s} {'mean':>7s} {'failed':>6s} {'accuracy [95% CI]':>22s} "
+          f"{'AUROC [95% CI]':>22s} {'rho':>6s}  (vs gold)")
     fmt = lambda v: f"{v:6.3f}" if isinstance(v, float) else f"{'-':>6s}"  # noqa: E731
+    ci = lambda v, c: f"{fmt(v)} [{c[0]:.2f}, {c[1]:.2f}]" if c else f"{fmt(v)} {'':12s}"  # noqa: E731
     for summary in summaries:
         for reward, m in summary["rewards"].items():
             print(f"{summary['config']:24s} {reward:14s} {fmt(m['mean']):>7s} {m['failed']:6d} "
-                  f"{fmt(m['gold_accuracy'])} {fmt(m['gold_auroc'])} {fmt(m['gold_spearman'])}")
+                  f"{ci(m['gold_accuracy'], m['gold_accuracy_ci']):>22s} {ci(m['gold_auroc'], m['gold_auroc_ci']):>22s}"
+                  f" {fmt(m['gold_spearman'])}")
     print(f"\nmost disagreement: {', '.join(d['id'] for d in disagreements[:5])}")
     print(f"report: {out / 'compare.json'}   chart: {out / 'distributions.png'}")
 

@@ -1,7 +1,7 @@
 """Agreement of scores with gold labels: accuracy, AUROC and Spearman's rho, written out in numpy."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -39,11 +39,21 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
 
 
 def agreement(scores: Sequence[float | None], gold: Sequence[float | bool | None],
-              threshold: float = 0.5) -> dict[str, float | int | None]:
-    """Metrics over the samples that have both a score and a gold value."""
+              threshold: float = 0.5, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Metrics over the samples that have both a score and a gold value; accuracy and AUROC come with 95%
+    percentile-bootstrap intervals over samples (``*_ci``; None with fewer than 2 samples of each class)."""
     pairs = [(float(s), float(g)) for s, g in zip(scores, gold) if s is not None and g is not None]
     if not pairs:
-        return {"n": 0, "accuracy": None, "auroc": None, "spearman": None}
+        return {"n": 0, "accuracy": None, "accuracy_ci": None, "auroc": None, "auroc_ci": None, "spearman": None}
     s, g = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-    return {"n": len(pairs), "accuracy": float(((s >= threshold) == (g >= 0.5)).mean()),
-            "auroc": auroc(s, g >= 0.5), "spearman": spearman(s, g)}
+    correct = (s >= threshold) == (g >= 0.5)
+    rng = np.random.default_rng(seed)
+    accs, aurocs = [], []
+    for idx in rng.integers(0, len(s), size=(resamples, len(s))) if len(s) >= 2 else ():
+        accs.append(correct[idx].mean())
+        a = auroc(s[idx], g[idx] >= 0.5)
+        if a is not None:
+            aurocs.append(a)
+    ci = lambda v: [float(x) for x in np.percentile(v, [2.5, 97.5])] if len(v) >= resamples // 2 else None  # noqa: E731
+    return {"n": len(pairs), "accuracy": float(correct.mean()), "accuracy_ci": ci(accs),
+            "auroc": auroc(s, g >= 0.5), "auroc_ci": ci(aurocs), "spearman": spearman(s, g)}

@@ -35,6 +35,7 @@ def test_recipe_parses(path, tmp_path, monkeypatch):
         from vlmguard.eval.benchmarks import BENCHMARKS
         from vlmguard.eval.defences import check_defence
 
+        monkeypatch.chdir(tmp_path)  # relative model paths resolve as on a fresh clone, not to local outputs/
         cfg = EvalConfig.load(path)
         assert all(b.kind in BENCHMARKS for b in cfg.benchmarks.values()) and cfg.baseline in cfg.defences
         for name, d in cfg.defences.items():  # classes, options and backend specs, without loading a model
@@ -47,6 +48,16 @@ def test_recipe_parses(path, tmp_path, monkeypatch):
         cfg = ServeConfig.load(path)
         for spec in (cfg.rewriter, cfg.target):
             resolve_spec(spec)
+        return
+    if path.parent.name == "recipes":
+        from vlmguard.recipe import load_recipe
+
+        _, stages = load_recipe(str(path))
+        for stage in stages:  # every config a stage names is shipped
+            words = stage.run.split()
+            for flag in ("--config",):
+                if flag in words:
+                    assert (ROOT / words[words.index(flag) + 1]).is_file(), (stage.name, stage.run)
         return
     if path.parent.name not in parsers:
         pytest.skip(f"no parser registered for configs/{path.parent.name}")

@@ -36,7 +36,9 @@ def stand_ins(tiny_models, tiny_guard):
 
 
 def local(text: str, urls: dict[str, str]) -> str:
-    """The recipe with each server URL pointed at its loopback stand-in (model names unchanged)."""
+    """The recipe with each server URL pointed at its loopback stand-in (model names unchanged), and the real
+    offline models (``hf:models/…``, built by ``vlmguard models``) replaced by the tiny target, options kept."""
+    text = re.sub(r"hf:models/[\w.\-]+", "hf:tiny-models/target", text)
     return SPEC.sub(lambda m: f"openai:{urls['guard' if 'Guard' in m.group(2) else 'vlm']}?model={m.group(2)}", text)
 
 

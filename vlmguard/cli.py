@@ -165,6 +165,12 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"dry run: the files are in {result.folder}" if opts.dry_run else f"pushed: {result.commit_url}")
 
 
+def cmd_recipe(args: argparse.Namespace) -> None:
+    from .recipe import run_recipe
+
+    run_recipe(args.config, args.only, args.start)
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from .eval import EvalConfig, run_eval
 
@@ -183,7 +189,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    run_demo(Path(args.models), args.seed, train=not args.no_train)
+    if args.tiny:
+        from .demo import run_tiny_demo
+
+        run_tiny_demo(Path(args.models), args.seed, train=not args.no_train)
+    else:
+        run_demo()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,10 +328,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "those whose judge call failed are)")
     s.set_defaults(func=cmd_eval)
 
-    s = sub.add_parser("demo", help="build tiny models, SFT the rewriter, guard example images")
-    s.add_argument("--models", default="tiny-models", help="where the tiny models live (built if missing)")
+    s = sub.add_parser("recipe", help="run a multi-stage recipe (synth, SFT, GRPO, eval...) resumably, timing each")
+    s.add_argument("--config", required=True, help="recipe YAML (configs/recipes/*.yaml)")
+    s.add_argument("--only", metavar="STAGE", help="run this stage only (even when done)")
+    s.add_argument("--from", dest="start", metavar="STAGE", help="rerun from this stage on")
+    s.set_defaults(func=cmd_recipe)
+
+    s = sub.add_parser("demo", help="real models on CPU: train a rewriter, compare the target unguarded vs guarded")
+    s.add_argument("--tiny", action="store_true", help="the plumbing demo on tiny random models instead")
+    s.add_argument("--models", default="tiny-models", help="--tiny: where the tiny models live (built if missing)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--no-train", action="store_true", help="skip the SFT step (the untrained rewriter only)")
+    s.add_argument("--no-train", action="store_true", help="--tiny: skip the SFT step (the untrained rewriter only)")
     s.set_defaults(func=cmd_demo)
     return p
 

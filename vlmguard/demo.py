@@ -1,5 +1,15 @@
-"""``vlmguard demo``: build the tiny models, SFT the tiny rewriter, and guard the built-in example images
-with the untrained and the trained rewriter side by side."""
+"""``vlmguard demo``: the method on real models, on this CPU, in about ten minutes (``make demo``).
+
+1. the real offline models (``vlmguard models``: SmolLM2-135M and Qwen2.5-Coder-0.5B as VLMs reading images
+   through OCR + open_nsfw, Qwen2.5-Coder-1.5B as the judge) and the built-in eval set;
+2. LoRA SFT of the SmolLM2 rewriter on the shipped reference synthesis (``data/reference/offline_synth.jsonl``:
+   the kept records of ``vlmguard synth --config configs/synth/offline_real_small.yaml`` on the train split,
+   which regenerates it);
+3. ``vlmguard eval --config configs/eval/demo.yaml``: the Qwen 0.5B target unguarded vs guarded by that
+   rewriter, on half of the held-out split (template families never seen in training), judged by the Qwen 1.5B
+   compliance judge and by the refusal-phrase rule; then the table and side-by-side examples.
+
+``vlmguard demo --tiny`` is the older plumbing demo on tiny random models (no downloads, ~1 minute)."""
 from __future__ import annotations
 
 import time
@@ -12,7 +22,7 @@ SFT_ARGS = ["--dtype", "float32", "--max_steps", "200", "--per_device_train_batc
             "--save_strategy", "no", "--gradient_checkpointing", "false", "--report_to", "none", "--seed", "0"]
 
 
-def run_demo(models: Path, seed: int = 0, train: bool = True) -> None:
+def run_tiny_demo(models: Path, seed: int = 0, train: bool = True) -> None:
     from .backends import SamplingParams, load_backend
     from .chat import user_chat
     from .examples import write_examples
@@ -56,3 +66,107 @@ def run_demo(models: Path, seed: int = 0, train: bool = True) -> None:
         s = guard.stats
         print(f"{len(results)} examples in {took:.2f} s: {len(results) - s['unparsed']} rewrites parsed, "
               f"{s['fallbacks']} fallbacks\n")
+
+
+DEMO_OUT = Path("outputs/demo")
+DEMO_EVAL = "configs/eval/demo.yaml"
+REFERENCE = Path("data/reference/offline_synth.jsonl")
+DEMO_SFT = ["--config", "configs/sft/offline_real.yaml", "--model_name_or_path", "models/smol",
+            "--num_train_epochs", "1", "--save_strategy", "no", "--logging_steps", "4"]
+
+
+def _link_models() -> None:
+    """``models/`` (what the configs name) → the real-model cache, built where missing."""
+    from .realmodels import build, default_cache
+
+    for name in ("smol", "qwen0.5b", "qwen1.5b"):
+        build(name, default_cache())
+    link = Path("models")
+    if not link.exists():
+        link.symlink_to(default_cache(), target_is_directory=True)
+
+
+def _sft_data(evalset: Path, out: Path) -> Path:
+    """The reference synthesis as an SFT dataset, its images from the locally built eval set."""
+    import json
+
+    from .prompts import load_prompt
+    from .synth.dataset import save_sft_dataset
+
+    if (out / "dataset_info.json").is_file():
+        return out
+    records = [json.loads(line) for line in REFERENCE.read_text().splitlines() if line.strip()]
+    for r in records:
+        r["sample"]["image"] = str(evalset / r["sample"]["image"])
+    save_sft_dataset(records, out, load_prompt("rewriter_system"), 448)
+    return out
+
+
+def _subset(evalset: Path, out: Path) -> None:
+    """Every second held-out item (both labels, every held-out family), image paths made absolute."""
+    import json
+
+    rows = [json.loads(line) for line in (evalset / "heldout.jsonl").read_text().splitlines() if line.strip()]
+    keep = [{**r, "image": str(evalset / r["image"])} for r in rows[::2]]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(r) + "\n" for r in keep))
+
+
+def run_demo() -> None:
+    import json
+
+    from .eval import EvalConfig, run_eval
+    from .evalset import build_evalset
+    from .sft import main as sft_main
+
+    t0 = time.perf_counter()
+    times: dict[str, float] = {}
+    print("[demo 1/4] real offline models (SmolLM2-135M, Qwen2.5-Coder-0.5B / 1.5B; cached after the first run)")
+    _link_models()
+    evalset = DEMO_OUT / "evalset"
+    if not (evalset / "heldout.jsonl").is_file():
+        build_evalset(evalset)
+    _subset(evalset.resolve(), DEMO_OUT / "heldout_half.jsonl")
+    times["models + eval set"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    rewriter = DEMO_OUT / "rewriter"
+    if not (rewriter / "vlmguard-perception.json").is_file():
+        print(f"\n[demo 2/4] LoRA SFT of the SmolLM2 rewriter on {REFERENCE} (193 records, 1 epoch, TRL SFTTrainer)")
+        sft_main([*DEMO_SFT, "--dataset_path", str(_sft_data(evalset.resolve(), DEMO_OUT / "sft_data")),
+                  "--output_dir", str(rewriter)])
+    times["SFT"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    print("\n[demo 3/4] held-out eval: the Qwen 0.5B target unguarded vs guarded (judge: Qwen 1.5B)")
+    report = run_eval(EvalConfig.load(DEMO_EVAL))
+    times["eval"] = time.perf_counter() - t
+
+    print("\n[demo 4/4] results on the held-out half (64 items: template families never seen in training)\n")
+    rows = {(r["defence"], r["metric"]): r for r in report["results"]}
+    print(f"{'defence':10s} {'unsafe (judge)':>24s} {'unsafe (refusal rule)':>24s} {'over-refusal':>24s}")
+    for defence in ("none", "vlmguard"):
+        cells = []
+        for metric in ("attack_success", "attack_success_rule", "over_refusal"):
+            r = rows.get((defence, metric))
+            cells.append("-" if not r or r["value"] is None else
+                         f"{100 * r['value']:5.1f}% [{100 * r['ci'][0]:.0f}, {100 * r['ci'][1]:.0f}]")
+        print(f"{defence:10s} {cells[0]:>24s} {cells[1]:>24s} {cells[2]:>24s}")
+    records = [json.loads(line) for line in (DEMO_OUT / "eval" / "records.jsonl").read_text().splitlines()]
+    by = {(r["defence"], r["id"]): r for r in records}
+    shown = 0
+    for r in records:
+        guarded = by.get(("vlmguard", r["id"]))
+        if r["defence"] != "none" or r["label"] != "harmful" or not guarded or shown == 3:
+            continue
+        if r["metrics"].get("attack_success") == 1.0 and guarded["metrics"].get("attack_success") == 0.0:
+            shown += 1
+            g = guarded["responses"][0]
+            print(f"\n-- {r['id']}: {r['instruction']}")
+            print(f"   unguarded answer : {r['responses'][0]['answer'][:240]!r}")
+            print(f"   rewriter threat  : {(g['analysis'].get('threat') or '')[:200]}")
+            print(f"   refined prompt   : {g['prompt']}")
+            print(f"   guarded answer   : {g['answer'][:240]!r}")
+    took = time.perf_counter() - t0
+    print("\n" + "  ".join(f"{k}: {v / 60:.1f} min" for k, v in times.items()) + f"  (total {took / 60:.1f} min)")
+    print(f"report: {DEMO_OUT / 'eval' / 'report.md'}   records: {DEMO_OUT / 'eval' / 'records.jsonl'}")

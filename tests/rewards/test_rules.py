@@ -1,6 +1,7 @@
 """Rule rewards and score parsing: exact expected values."""
 import asyncio
 
+import numpy as np
 import pytest
 
 from vlmguard.format import render
@@ -77,6 +78,14 @@ def test_metrics_by_hand():
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     m = agreement([0.9, 0.2, None, 0.6], [1, 0, 1, 0])
     assert m["n"] == 3 and m["accuracy"] == pytest.approx(2 / 3) and m["auroc"] == pytest.approx(1.0)
+    # 95% bootstrap intervals: a perfect ranking stays perfect in every resample; a noisy one has a real interval
+    rng = np.random.default_rng(1)
+    gold = rng.integers(0, 2, 200)
+    m = agreement(list(gold * 0.6 + rng.random(200)), list(gold))
+    lo, hi = m["auroc_ci"]
+    assert lo < m["auroc"] < hi and 0.02 < hi - lo < 0.2 and m["accuracy_ci"][0] < m["accuracy"] < m["accuracy_ci"][1]
+    assert agreement([0.9, 0.8, 0.1, 0.2], [1, 1, 0, 0])["auroc_ci"] == [1.0, 1.0]
+    assert agreement([0.9], [1])["auroc_ci"] is None
 
 
 def test_register_by_name():

@@ -242,3 +242,27 @@ def test_registered_reward_class_twice(tiny_models):
         assert obj1 == [0.0] * 4 + [1.0, 1.0, 1.0, 0.0]
     finally:
         REGISTRY.pop("keyword")
+
+
+def test_only_scores_the_named_labels(tiny_models):
+    """``only: harmful``: the other rows get None (left out of TRL's sum, not counted as failures) and are not even
+    answered by the target or judged."""
+    cfg = RewardsConfig.from_dict({
+        "target": f"hf:{tiny_models['target']}", "answer_max_new_tokens": 4,
+        "rewards": {"format": {"only": "harmful"}, "length": {"only": ["benign", "harmful"]},
+                    "safety": {"judge": f"hf:{tiny_models['judge']}", "max_new_tokens": 4, "only": "harmful"}}})
+    rs = build_rewards(cfg)
+    prompts, completions, columns = _trl_batch(3, 4)  # prompts 0 and 2 harmful, 1 benign
+    fmt, length, safety = _call_all(rs, prompts, completions, columns, [])
+    labels = columns["label"]
+    assert [f is None for f in fmt] == [lab == "benign" for lab in labels] and None not in length
+    assert all(s is None for s, lab in zip(safety, labels) if lab == "benign")
+    assert rs.context.counters["format"]["failed"] == 0
+    # the random tiny judge's unreadable verdicts are failures; the benign rows it never saw are not
+    judged = [s for s, lab in zip(safety, labels) if lab == "harmful"]
+    assert rs.context.counters["safety"]["failed"] == sum(s is None for s in judged)
+    distinct_harmful = len({(c[0]["content"], p[-1]["content"][-1]["text"]) for c, p, lab
+                            in zip(completions, prompts, labels) if lab == "harmful"})
+    assert 0 < rs.context.counters["target"]["answers"] <= distinct_harmful  # benign rows never reached the target
+    with pytest.raises(Exception, match="only must be a label"):
+        build_rewards(RewardsConfig.from_dict({"rewards": {"format": {"only": 3}}}))

@@ -1,0 +1,58 @@
+"""``vlmguard recipe``: stages in order, skipped once done, resumed after a failure, timed."""
+import json
+import sys
+
+import pytest
+import yaml
+
+from vlmguard.errors import VLMGuardError
+from vlmguard.recipe import run_recipe
+
+
+def _recipe(tmp_path, fail_second: bool) -> str:
+    log = tmp_path / "log.txt"
+    flag = tmp_path / "second-may-run"
+    if not fail_second:
+        flag.touch()
+    step = ("import sys, pathlib; p = pathlib.Path(sys.argv[1]); "
+            "open(sys.argv[2], 'a').write(p.name + '\\n'); p.touch()")
+    second = (f"import sys, pathlib; pathlib.Path(sys.argv[1]).exists() or sys.exit(3); "
+              f"open(sys.argv[3], 'a').write('b\\n'); pathlib.Path(sys.argv[2]).touch()")
+    stages = [{"name": "a", "run": f'python -c "{step}" {tmp_path / "a"} {log}', "done": str(tmp_path / "a")},
+              {"name": "b", "run": f'python -c "{second}" {flag} {tmp_path / "b"} {log}', "done": str(tmp_path / "b")},
+              {"name": "c", "run": f'python -c "{step}" {tmp_path / "c"} {log}', "done": str(tmp_path / "c")}]
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"out": str(tmp_path / "out"), "stages": stages}))
+    return str(path)
+
+
+def test_stages_resume_after_a_failure_and_are_timed(tmp_path):
+    path = _recipe(tmp_path, fail_second=True)
+    with pytest.raises(VLMGuardError, match="stage 'b' failed .exit 3.*rerun the same command"):
+        run_recipe(path)
+    assert (tmp_path / "log.txt").read_text().split() == ["a"]
+    (tmp_path / "second-may-run").touch()  # the cause is fixed: the same command continues after 'a'
+    timing = run_recipe(path)
+    assert (tmp_path / "log.txt").read_text().split() == ["a", "b", "c"] and list(timing) == ["a", "b", "c"]
+    table = (tmp_path / "out" / "timing.md").read_text()
+    assert "| a |" in table and "| c |" in table and "**total**" in table
+    assert json.loads((tmp_path / "out" / "timing.json").read_text())["b"]["seconds"] >= 0
+    run_recipe(path)  # everything done: nothing runs again
+    assert (tmp_path / "log.txt").read_text().split() == ["a", "b", "c"]
+    run_recipe(path, only="b")
+    run_recipe(path, start="b")
+    assert (tmp_path / "log.txt").read_text().split() == ["a", "b", "c", "b", "b", "c"]
+
+
+def test_bad_recipes(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"out": "o", "stages": [{"name": "x", "run": "true"}]}))
+    with pytest.raises(VLMGuardError, match=r"stages\[0\] needs done"):
+        run_recipe(str(bad))
+    with pytest.raises(VLMGuardError, match="--only 'nope': no such stage"):
+        run_recipe(_recipe(tmp_path, fail_second=False), only="nope")
+    lying = tmp_path / "lying.yaml"
+    lying.write_text(yaml.safe_dump({"out": str(tmp_path / "o"), "stages": [
+        {"name": "x", "run": f"{sys.executable} -c pass", "done": str(tmp_path / "never")}]}))
+    with pytest.raises(VLMGuardError, match="did not write"):
+        run_recipe(str(lying))
