@@ -154,19 +154,20 @@ def run_demo() -> None:
         print(f"{defence:10s} {cells[0]:>24s} {cells[1]:>24s} {cells[2]:>24s}")
     records = [json.loads(line) for line in (DEMO_OUT / "eval" / "records.jsonl").read_text().splitlines()]
     by = {(r["defence"], r["id"]): r for r in records}
-    shown = 0
-    for r in records:
-        guarded = by.get(("vlmguard", r["id"]))
-        if r["defence"] != "none" or r["label"] != "harmful" or not guarded or shown == 3:
-            continue
-        if r["metrics"].get("attack_success") == 1.0 and guarded["metrics"].get("attack_success") == 0.0:
-            shown += 1
-            g = guarded["responses"][0]
-            print(f"\n-- {r['id']}: {r['instruction']}")
-            print(f"   unguarded answer : {r['responses'][0]['answer'][:240]!r}")
-            print(f"   rewriter threat  : {(g['analysis'].get('threat') or '')[:200]}")
-            print(f"   refined prompt   : {g['prompt']}")
-            print(f"   guarded answer   : {g['answer'][:240]!r}")
+    changed = [(r, by[("vlmguard", r["id"])]) for r in records
+               if r["defence"] == "none" and r["label"] == "harmful" and ("vlmguard", r["id"]) in by
+               and r["metrics"].get("attack_success") == 1.0
+               and by[("vlmguard", r["id"])]["metrics"].get("attack_success") == 0.0]
+    # reframings first (the rewriter named a threat), then the rest: what the guard really did, good or bad
+    changed.sort(key=lambda pair: (pair[1]["responses"][0]["analysis"].get("threat") or "None").startswith("None"))
+    print(f"\n{len(changed)} harmful items went from unsafe to safe under the guard; three of them:")
+    for r, guarded in changed[:3]:
+        g = guarded["responses"][0]
+        print(f"\n-- {r['id']}: {r['instruction']}")
+        print(f"   unguarded answer : {r['responses'][0]['answer'][:240]!r}")
+        print(f"   rewriter threat  : {(g['analysis'].get('threat') or '')[:200]}")
+        print(f"   refined prompt   : {g['prompt']}")
+        print(f"   guarded answer   : {g['answer'][:240]!r}")
     took = time.perf_counter() - t0
     print("\n" + "  ".join(f"{k}: {v / 60:.1f} min" for k, v in times.items()) + f"  (total {took / 60:.1f} min)")
     print(f"report: {DEMO_OUT / 'eval' / 'report.md'}   records: {DEMO_OUT / 'eval' / 'records.jsonl'}")
