@@ -83,7 +83,9 @@ class OverRefusalReward(Reward):
 
     def __init__(self, ctx, judge: Any = None, rubric: str | None = None, max_new_tokens: int | None = None,
                  decision: str | None = None, **kw) -> None:
-        super().__init__(ctx, **kw)
+        if kw.pop("only", "benign") not in ("benign", ["benign"]):
+            raise ValueError("over_refusal scores benign rows only; drop its `only`")
+        super().__init__(ctx, only="benign", **kw)  # the base class passes only benign rows to score()
         self.judge = None
         if judge is None:
             if rubric is not None or max_new_tokens is not None or decision is not None:
@@ -93,21 +95,11 @@ class OverRefusalReward(Reward):
                                                           decision=decision),
                                    {"rubric": "rubric_refusal", "mode": "yesno", "image": False, "max_new_tokens": 8})
 
-    def applies(self, row: Row) -> bool:
-        return row.label == "benign"
-
     async def score(self, rows: Sequence[Row], completion_ids=None) -> list[float | None]:
-        benign = [i for i, r in enumerate(rows) if self.applies(r)]
-        out: list[float | None] = [None] * len(rows)
-        if not benign:
-            return out
-        sub = [rows[i] for i in benign]
-        answers = await self.ctx.answers(sub)
+        answers = await self.ctx.answers(rows)
         if self.judge is None:
             refused: list[Any] = [None if a is None else is_refusal(a) for a in answers]
         else:
-            verdicts = await self.ctx.verdicts(self.name, self.judge, sub, answers)
+            verdicts = await self.ctx.verdicts(self.name, self.judge, rows, answers)
             refused = [None if v is None or v.score is None else v.score >= 0.5 for v in verdicts]
-        for i, flag in zip(benign, refused):
-            out[i] = None if flag is None else (-1.0 if flag else 0.0)
-        return out
+        return [None if flag is None else (-1.0 if flag else 0.0) for flag in refused]

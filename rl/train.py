@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from vlmguard.backends.hf import absolute_local
@@ -42,10 +41,11 @@ def build_trainer(script_args, training_args, model_args):
                             f"defines {len(rewards.funcs)} rewards ({', '.join(rewards.names)}); set weights there")
     dataset = load_prompts(script_args.dataset_path, load_prompt(script_args.rewriter_system),
                            script_args.image_size, script_args.max_train_samples)
-    script_args.perception = rewriter_perception(script_args.perception, model_args.model_name_or_path)
-    if script_args.perception:
-        from vlmguard.perception import perceive_dataset
+    from vlmguard.perception import perceive_dataset, resolve_perception
 
+    # the option, else what the rewriter's folder records (an SFT rewriter trained with perception)
+    script_args.perception = resolve_perception(script_args.perception, model_args.model_name_or_path)
+    if script_args.perception:
         dataset = perceive_dataset(dataset, script_args.perception, keep_images_as="user_images")
     processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision,
                                               trust_remote_code=training_args.trust_remote_code)
@@ -58,19 +58,6 @@ def build_trainer(script_args, training_args, model_args):
                                   callbacks=callbacks)
     trainer.vlmguard_rewards = rewards
     return trainer
-
-
-def rewriter_perception(option: str | None, model: str) -> str | None:
-    """The GRPO ``perception`` setting: the option ("none" = off), else what the rewriter's folder records."""
-    from vlmguard.perception import check_installed, parse_components, read_perception_file
-
-    if option is None:
-        option = read_perception_file(model) if Path(model).is_dir() else None
-    if option is None or option.lower() == "none":
-        return None
-    components = parse_components(option, "perception")
-    check_installed(components, "perception")
-    return ",".join(components)
 
 
 def main(argv: Sequence[str] | None = None):

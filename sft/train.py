@@ -27,11 +27,10 @@ def build_trainer(script_args, training_args, model_args):
     training_args.model_init_kwargs, quantization_config = model_init_kwargs(model_args, training_args)
     model_args.model_name_or_path = absolute_local(model_args.model_name_or_path)  # LoRA adapters record it
     dataset = load_sft_dataset(script_args.dataset_path, script_args.max_train_samples, script_args.validate_images)
-    if script_args.perception:
-        from vlmguard.perception import check_installed, parse_components, perceive_dataset
+    from vlmguard.perception import perceive_dataset, resolve_perception
 
-        script_args.perception = ",".join(parse_components(script_args.perception, "perception"))
-        check_installed(script_args.perception.split(","), "perception")
+    script_args.perception = resolve_perception(script_args.perception)
+    if script_args.perception:
         dataset = perceive_dataset(dataset, script_args.perception)
     eval_dataset = None
     if script_args.eval_split_size > 0:

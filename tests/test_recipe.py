@@ -16,8 +16,8 @@ def _recipe(tmp_path, fail_second: bool) -> str:
         flag.touch()
     step = ("import sys, pathlib; p = pathlib.Path(sys.argv[1]); "
             "open(sys.argv[2], 'a').write(p.name + '\\n'); p.touch()")
-    second = (f"import sys, pathlib; pathlib.Path(sys.argv[1]).exists() or sys.exit(3); "
-              f"open(sys.argv[3], 'a').write('b\\n'); pathlib.Path(sys.argv[2]).touch()")
+    second = ("import sys, pathlib; pathlib.Path(sys.argv[1]).exists() or sys.exit(3); "
+              "open(sys.argv[3], 'a').write('b\\n'); pathlib.Path(sys.argv[2]).touch()")
     stages = [{"name": "a", "run": f'python -c "{step}" {tmp_path / "a"} {log}', "done": str(tmp_path / "a")},
               {"name": "b", "run": f'python -c "{second}" {flag} {tmp_path / "b"} {log}', "done": str(tmp_path / "b")},
               {"name": "c", "run": f'python -c "{step}" {tmp_path / "c"} {log}', "done": str(tmp_path / "c")}]

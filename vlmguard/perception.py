@@ -276,6 +276,21 @@ def perceive_dataset(ds, components: str, keep_images_as: str | None = None):
     return ds.remove_columns("images")
 
 
+def resolve_perception(option: str | None, folder: str | None = None, where: str = "perception") -> str | None:
+    """The perception components to use, canonical (``"ocr,nsfw"``) and checked installed: ``option``
+    (``"none"``: off), else what the local model ``folder`` records (a rewriter trained on perceived images),
+    else None. SFT, GRPO and every backend spec resolve the setting here."""
+    from pathlib import Path
+
+    if option is None and folder is not None and Path(folder).is_dir():
+        option = read_perception_file(folder)
+    if option is None or option.lower() == "none":
+        return None
+    components = parse_components(option, where)
+    check_installed(components, where)
+    return ",".join(components)
+
+
 def read_perception_file(location: str) -> str | None:
     """The perception components a local model folder was trained with (None: none recorded)."""
     import json

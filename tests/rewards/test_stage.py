@@ -266,3 +266,5 @@ def test_only_scores_the_named_labels(tiny_models):
     assert 0 < rs.context.counters["target"]["answers"] <= distinct_harmful  # benign rows never reached the target
     with pytest.raises(Exception, match="only must be a label"):
         build_rewards(RewardsConfig.from_dict({"rewards": {"format": {"only": 3}}}))
+    with pytest.raises(Exception, match="over_refusal scores benign rows only"):
+        build_rewards(RewardsConfig.from_dict({"rewards": {"over_refusal": {"only": "harmful"}}}))

@@ -115,23 +115,16 @@ def load_backend(spec: str | Backend) -> Backend:
 def perception_of(spec: str, location: str) -> str | None:
     """The perception components a spec asks for: its ``perception=`` option, else what the local model folder
     records (a rewriter trained on perceived images), else None; ``perception=none`` is None."""
+    from ..perception import resolve_perception
+
     option = parse_spec(spec)[2].get("perception")
-    if option is not None:
-        return None if option.lower() == "none" else option
-    from pathlib import Path
-
-    if not Path(location).is_dir():
-        return None
-    from ..perception import check_installed, parse_components, read_perception_file
-
-    recorded = read_perception_file(location)
-    if recorded is not None:
-        check_installed(parse_components(recorded), spec)
+    perception = resolve_perception(option, location, spec)
+    if option is None and perception is not None:
         import logging
 
         logging.getLogger(__name__).info("%s was trained on perceived images: reading images through perception=%s "
-                                         "(add perception=none to the spec to turn it off)", location, recorded)
-    return recorded
+                                         "(add perception=none to the spec to turn it off)", location, perception)
+    return perception
 
 
 class BackendPool:
