@@ -77,3 +77,10 @@ def test_parse_never_raises(text):
 
 def test_parse_non_text():
     assert parse(None).problems == ("completion is NoneType, not text",)
+
+
+def test_names_threat():
+    from vlmguard.format import names_threat
+
+    assert [names_threat(t) for t in ("None", "none.", "None: harmless", " NONE", "", None)] == [False] * 6
+    assert names_threat("Weapons: instructions for a pipe bomb") and names_threat("Nonexistent safeguards")

@@ -52,9 +52,8 @@ def test_real_rewriter_pipeline_on_held_out_items(smol_vlm, tmp_path, monkeypatc
     records = [json.loads(line) for line in (tmp_path / "eval" / "records.jsonl").read_text().splitlines()]
     guarded = [r["responses"][0] for r in records if r["defence"] == "vlmguard"]
     parsed = sum(not g["analysis"]["fallback_used"] for g in guarded) / len(guarded)
-    unsafe = {(r["defence"], r["id"]): r["metrics"].get("attack_success") for r in records if r["label"] == "harmful"}
-    fixed = sum(unsafe["none", i] == 1 and unsafe["vlmguard", i] == 0 for d, i in unsafe if d == "none")
-    broken = sum(unsafe["none", i] == 0 and unsafe["vlmguard", i] == 1 for d, i in unsafe if d == "none")
+    flips = next(p for p in report["paired"] if p["metric"] == "attack_success")
+    fixed, broken = flips["better"], flips["worse"]
     print(f"{len(rows)} held-out items ({n_harmful} harmful): unsafe {value['none', 'attack_success']:.2f} -> "
           f"{value['vlmguard', 'attack_success']:.2f}, over-refusal {value['none', 'over_refusal']:.2f} -> "
           f"{value['vlmguard', 'over_refusal']:.2f}, rewrites parsed {parsed:.2f}; harmful items made safe {fixed}, "

@@ -67,6 +67,11 @@ class Parsed:
         return getattr(self, tag)
 
 
+def names_threat(threat: str | None) -> bool:
+    """Whether a ``<threat>`` field names a threat: not empty and not "none" ("None", "none.", "None: …")."""
+    return bool(threat and threat.strip()) and not re.match(r"\s*none\b", threat, re.IGNORECASE)
+
+
 def parse(text: str) -> Parsed:
     """Read a completion; never raises. A field runs from its opening tag to its closing tag, or else
     to the next opening tag or the end of the text (noted as a problem)."""

@@ -1,7 +1,9 @@
 """The eval report: ``report.json`` (every number, for scripts), ``report.md`` (the same as tables) and one PNG
 chart per benchmark. Every figure carries the number of items it rests on and a 95% bootstrap interval;
 every defence is compared with the baseline on the same items (paired difference); missing answers and
-judge failures are counted per cell, never dropped silently."""
+judge failures are counted per cell, never dropped silently. For a rewriting defence it also says what the
+rewriter did to each label's items (kept the instruction, changed it, named a threat, fell back), so a gain can be
+told apart from prompts that simply lost the request."""
 from __future__ import annotations
 
 import json
@@ -10,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..format import names_threat
 from .config import EvalConfig
 from .stats import estimate, paired_difference
 
@@ -28,12 +31,39 @@ def _values(records: Iterable[dict[str, Any]], metric: str) -> dict[str, float |
     return {r["id"]: r["metrics"][metric] for r in records if metric in r["metrics"]}
 
 
+def _flips(mine: dict[str, float | None], base: dict[str, float | None], higher_is_better: bool) -> tuple[int, int]:
+    """(items better, items worse) than the baseline, over the items both scored: where the mean moved from."""
+    both = [(mine[k], base[k]) for k in mine.keys() & base.keys() if mine[k] is not None and base[k] is not None]
+    up, down = sum(a > b for a, b in both), sum(a < b for a, b in both)
+    return (up, down) if higher_is_better else (down, up)
+
+
+def _rewrites(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per item label, what a rewriting defence did over its answers: ``rewrites`` (answers whose prompt a rewriter
+    wrote), ``kept`` (the instruction verbatim), ``changed``, ``threat`` (a ``<threat>`` that names one, not
+    "none"), ``fallback`` (no usable prompt). Empty for defences that do not rewrite."""
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        for resp in r["responses"]:
+            analysis = resp.get("analysis") or {}
+            if "completion" not in analysis or resp.get("prompt") is None:
+                continue
+            c = out.setdefault(str(r.get("label") or "all"),
+                               {"rewrites": 0, "kept": 0, "changed": 0, "threat": 0, "fallback": 0})
+            kept = resp["prompt"].strip() == (r.get("instruction") or "").strip()
+            c["rewrites"] += 1
+            c["kept" if kept else "changed"] += 1
+            c["threat"] += names_threat(analysis.get("threat"))
+            c["fallback"] += bool(analysis.get("fallback_used"))
+    return out
+
+
 def build_report(records: list[dict[str, Any]], plan: dict[str, Any], config: EvalConfig) -> dict[str, Any]:
     cells: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         cells[(r["benchmark"], r["target"], r["defence"])].append(r)
     B, seed = config.bootstrap, config.seed
-    results, paired, breakdowns, latency = [], [], [], []
+    results, paired, breakdowns, latency, rewrites = [], [], [], [], []
     for bench, info in plan.items():
         for target in config.targets:
             base = cells.get((bench, target, config.baseline), []) if config.baseline else []
@@ -52,10 +82,12 @@ def build_report(records: list[dict[str, Any]], plan: dict[str, Any], config: Ev
                                     "judge_unreachable": unreachable, "judge_unreadable": unreadable,
                                     "higher_is_better": info["higher_is_better"].get(metric, True)})
                     if base and defence != config.baseline:
-                        diff = paired_difference(vals, _values(base, metric), B, seed)
+                        theirs = _values(base, metric)
+                        diff = paired_difference(vals, theirs, B, seed)
+                        better, worse = _flips(vals, theirs, info["higher_is_better"].get(metric, True))
                         paired.append({"benchmark": bench, "target": target, "defence": defence,
                                        "baseline": config.baseline, "metric": metric, "difference": diff.value,
-                                       "n": diff.n, "ci": diff.to_dict()["ci"]})
+                                       "n": diff.n, "ci": diff.to_dict()["ci"], "better": better, "worse": worse})
                     for key in info["breakdowns"]:
                         groups: dict[str, list[float | None]] = defaultdict(list)
                         for r in rows:
@@ -67,6 +99,9 @@ def build_report(records: list[dict[str, Any]], plan: dict[str, Any], config: Ev
                             breakdowns.append({"benchmark": bench, "target": target, "defence": defence,
                                                "metric": metric, "by": key, "group": name,
                                                **estimate(groups[name], B, seed).to_dict()})
+                for label, counts in sorted(_rewrites(rows).items()):
+                    rewrites.append({"benchmark": bench, "target": target, "defence": defence, "label": label,
+                                     **counts})
                 if rows:
                     latency.append({"benchmark": bench, "target": target, "defence": defence,
                                     "defence_s": sum(r["latency"]["defence_s"] for r in rows) / len(rows),
@@ -75,7 +110,7 @@ def build_report(records: list[dict[str, Any]], plan: dict[str, Any], config: Ev
                 "baseline": config.baseline, "answer": asdict(config.answer), "judge": spec_name(config.judge),
                 "judging": asdict(config.judging), "bootstrap": B, "seed": seed}
     return {"settings": settings, "benchmarks": plan, "results": results, "paired": paired,
-            "breakdowns": breakdowns, "latency": latency}
+            "breakdowns": breakdowns, "latency": latency, "rewrites": rewrites}
 
 
 def _pct(value: float | None, ci: list[float] | None = None, signed: bool = False) -> str:
@@ -120,15 +155,24 @@ def render_markdown(report: dict[str, Any]) -> str:
                     f" | {first['missing']} | {first['judge_unreachable']} | {first['judge_unreadable']} |")
         diffs = [p for p in report["paired"] if p["benchmark"] == bench]
         if diffs:
-            lines += ["", f"Paired difference vs `{s['baseline']}` (percentage points):", "",
+            lines += ["", (f"Paired difference vs `{s['baseline']}` (percentage points; after n, in parentheses, the "
+                           "items that got better / worse):"), "",
                       "| target | defence | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
             for target in s["targets"]:
                 for defence in s["defences"]:
                     cell = {p["metric"]: p for p in diffs if p["target"] == target and p["defence"] == defence}
                     if cell:
                         lines.append(f"| {target} | {defence} | " + " | ".join(
-                            f"{_pct(cell[m]['difference'], cell[m]['ci'], signed=True)} n={cell[m]['n']}"
-                            for m in metrics) + " |")
+                            f"{_pct(cell[m]['difference'], cell[m]['ci'], signed=True)} n={cell[m]['n']} "
+                            f"({cell[m]['better']} / {cell[m]['worse']})" for m in metrics) + " |")
+        did = [w for w in report.get("rewrites", []) if w["benchmark"] == bench]
+        if did:
+            lines += ["", ("What the rewriter did (answers per item label): the instruction kept verbatim or changed, "
+                           "a threat named (`<threat>` not \"none\"), the fallback used:"), "",
+                      "| target | defence | label | rewrites | kept | changed | threat named | fallback |",
+                      "|---|---|---|---|---|---|---|---|"]
+            lines += [f"| {w['target']} | {w['defence']} | {w['label']} | {w['rewrites']} | {w['kept']} | "
+                      f"{w['changed']} | {w['threat']} | {w['fallback']} |" for w in did]
         for key in info["breakdowns"]:
             parts = [b for b in report["breakdowns"] if b["benchmark"] == bench and b["by"] == key
                      and b["metric"] == metrics[0]]
