@@ -16,7 +16,8 @@ Lagrangian, the reward form of PPO-Lagrangian), for GRPO.
         max: 10.0                               # upper clip
 
 Per row the reward is ``(objective − λ·cost) / (1 + λ)`` (Safe RLHF's normalised form: the scale stays in the
-objective's range whatever λ is). The multiplier follows projected dual ascent, once per optimisation step,
+objective's range whatever λ is); a term that does not apply to a row (e.g. ``only: benign`` helpfulness on a
+harmful row, ``only: harmful`` safety on a benign one) counts 0 there, and a row where neither applies gets None. The multiplier follows projected dual ascent, once per optimisation step,
 from the cost measured over that step's rows on every process:
 
     λ ← clip(λ + lr · (mean cost − threshold), 0, max)
@@ -114,7 +115,9 @@ class LagrangianReward(Reward):
         self.pending[0] += sum(known)
         self.pending[1] += len(known)
         lam = self.multiplier
-        return [None if o is None or c is None else (float(o) - lam * c) / (1.0 + lam)
+        objective = [None if o is None or (isinstance(o, float) and math.isnan(o)) else float(o) for o in objective]
+        # a term that does not apply to a row (``only: benign`` helpfulness on a harmful row) counts 0 there
+        return [None if o is None and c is None else ((o or 0.0) - lam * (c or 0.0)) / (1.0 + lam)
                 for o, c in zip(objective, costs)]
 
     async def __call__(self, prompts, completions, completion_ids=None, **columns: Any) -> list[float | None]:

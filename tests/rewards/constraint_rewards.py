@@ -13,3 +13,15 @@ def mostly_safe(prompts, completions, completion_ids=None, **kwargs):
 def length_score(prompts, completions, completion_ids=None, **kwargs):
     """An objective in [0, 1] that differs between completions."""
     return [min(1.0, len(c[0]["content"]) / 200) for c in completions]
+
+
+def first_half(prompts, completions, completion_ids=None, **kwargs):
+    """An objective that applies to the first half of the rows only (as `only: benign` would), None elsewhere."""
+    n = len(completions)
+    return [0.6 if i < n // 2 else None for i in range(n)]
+
+
+def last_row_unsafe(prompts, completions, completion_ids=None, **kwargs):
+    """A safety score for the rows after the first half only (as `only: harmful` would): the last one unsafe."""
+    n = len(completions)
+    return [None if i < n // 2 else (0.0 if i == n - 1 else 1.0) for i in range(n)]

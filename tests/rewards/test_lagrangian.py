@@ -134,3 +134,19 @@ def test_grpo_logs_saves_and_resumes_the_multiplier_exactly(tiny_models, tmp_pat
                                  "normalize_then_sum", "--save_strategy", "no"))
     assert [h["constrained/multiplier"] for h in other.state.log_history if "constrained/multiplier" in h] == \
         pytest.approx([1.0, 1.35])
+
+
+def test_objective_and_cost_on_different_rows():
+    """Helpfulness scored on benign rows and safety on harmful rows (`only:`) never meet on one row: each row gets
+    the term that applies, the other counting 0; the multiplier moves on the rows the cost applies to."""
+    config = RewardsConfig.from_dict({"rewards": {
+        "objective": {"type": "constraint_rewards:first_half", "weight": 0},
+        "safety": {"type": "constraint_rewards:last_row_unsafe", "weight": 0},
+        "constrained": {"type": "lagrangian", "objective": "objective", "cost": "safety", "threshold": 0.1,
+                        "lr": 0.5, "init": 1.0, "max": 10.0}}})
+    lag, scores, _ = _run(build_rewards(config), 2)
+    # step 0, λ = 1: rows 0-1 objective 0.6 → 0.3; row 2 safe → 0; row 3 cost 1 → -0.5
+    assert scores[0] == pytest.approx([0.3, 0.3, 0.0, -0.5])
+    # mean cost over the 2 rows it applies to = 0.5 > 0.1: λ = 1 + 0.5 * 0.4 = 1.2
+    assert lag.multiplier == pytest.approx(1.2)
+    assert scores[1] == pytest.approx([0.6 / 2.2, 0.6 / 2.2, 0.0, -1.2 / 2.2])
