@@ -75,3 +75,16 @@ def test_sweep_config_errors(tmp_path, tiny_models):
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(VLMGuardError, match="combinations.weighted"):
         SweepConfig.load(path)
+
+
+def test_shipped_real_model_sweep_config_is_checked(monkeypatch):
+    """configs/sweep/offline_real.yaml passes every check `vlmguard rewards sweep` makes before training."""
+    from vlmguard.rewards.sweep import SweepConfig
+
+    monkeypatch.chdir(ROOT)
+    config = SweepConfig.load("configs/sweep/offline_real.yaml")
+    assert [c.name for c in config.combinations] == ["weighted", "normalize_then_sum", "gate", "lagrangian_0.1",
+                                                     "lagrangian_0.3"]
+    assert config.combinations[1].aggregation == "normalize_then_sum" and config.seeds == [0, 1]
+    thresholds = [c.rewards["rewards"]["constrained"]["threshold"] for c in config.combinations[3:]]
+    assert thresholds == [0.1, 0.3]
