@@ -86,8 +86,9 @@ def _link_models() -> None:
         link.symlink_to(default_cache(), target_is_directory=True)
 
 
-def _sft_data(evalset: Path, out: Path) -> Path:
-    """The reference synthesis as an SFT dataset, its images from the locally built eval set."""
+def _sft_data(evalset: Path, out: Path, ids: set[str] | None = None) -> Path:
+    """The reference synthesis (only the records of ``ids`` when given) as an SFT dataset, its images from the
+    locally built eval set."""
     import json
 
     from .prompts import load_prompt
@@ -96,6 +97,7 @@ def _sft_data(evalset: Path, out: Path) -> Path:
     if (out / "dataset_info.json").is_file():
         return out
     records = [json.loads(line) for line in REFERENCE.read_text().splitlines() if line.strip()]
+    records = [r for r in records if ids is None or r["id"] in ids]
     for r in records:
         r["sample"]["image"] = str(evalset / r["sample"]["image"])
     save_sft_dataset(records, out, load_prompt("rewriter_system"), 448)

@@ -1,0 +1,92 @@
+"""What limits the real SmolLM2 rewriter: how many unseen harmful requests it recognises as a function of how many
+template families it was trained on, at a fixed number of training steps.
+
+Nested subsets of the train split's template families (``--shares``, drawn with ``--seed``; a family's harmful and
+benign items stay together) select records of the shipped reference synthesis (``data/reference/offline_synth.jsonl``);
+each subset trains the rewriter with the LoRA SFT of ``configs/sft/offline_real.yaml`` for the same ``--steps``
+(default 25 = one epoch of the whole set, as ``make demo``), so only the data's diversity changes. Then each rewriter
+(no target, no judge) rewrites every item of the eval set, and the bench prints per share, on the held-out families
+and on the train families it saw: the harmful items whose ``<threat>`` names a threat, the harmful items whose prompt
+changed, and the same two counts on benign items (false alarms). Writes ``OUT/results.json``; resumable (a trained
+share is not trained again). Needs ``make models``; ~12 min per share on 2 cores.
+Usage: .venv/bin/python bench/rewriter_data.py [--shares 0.25,0.5,1] [--steps 25] [--seed 0] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+from pathlib import Path
+
+from vlmguard.sft import main as sft_main
+
+from vlmguard.backends import SamplingParams
+from vlmguard.chat import user_chat
+from vlmguard.demo import REFERENCE, _sft_data
+from vlmguard.evalset import build_evalset
+from vlmguard.format import names_threat
+from vlmguard.guard import Guard, GuardConfig
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def counts(items: list[dict], results: list) -> dict[str, str]:
+    """'k/n' per label of items whose rewrite named a threat / changed the instruction."""
+    out = {}
+    for label in ("harmful", "benign"):
+        got = [(it, r) for it, r in zip(items, results) if it["label"] == label]
+        threat = sum(names_threat(r.parsed.threat) for _, r in got)
+        changed = sum((r.prompt or "").strip() != it["instruction"].strip() for it, r in got)
+        out[f"{label} threat"], out[f"{label} changed"] = f"{threat}/{len(got)}", f"{changed}/{len(got)}"
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shares", default="0.25,0.5,1")
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--evalset", default="outputs/demo/evalset")
+    ap.add_argument("--out", default="outputs/bench_rewriter_data")
+    args = ap.parse_args()
+    evalset, out = Path(args.evalset).resolve(), Path(args.out)
+    if not (evalset / "heldout.jsonl").is_file():
+        build_evalset(evalset)
+    train, heldout = _rows(evalset / "train.jsonl"), _rows(evalset / "heldout.jsonl")
+    kept = {r["id"] for r in _rows(REFERENCE)}
+    names = sorted({r["family"] for r in train if r["id"] in kept})
+    random.Random(args.seed).shuffle(names)
+    results = []
+    for share in (float(s) for s in args.shares.split(",")):
+        chosen = set(names[:max(1, math.ceil(share * len(names)))])
+        ids = {r["id"] for r in train if r["family"] in chosen and r["id"] in kept}
+        tag = f"share_{share:.2f}"
+        rewriter = out / tag / "rewriter"
+        if not (rewriter / "vlmguard-perception.json").is_file():
+            print(f"[{tag}] SFT on {len(ids)} records of {len(chosen)} of {len(names)} families, {args.steps} steps")
+            sft_main(["--config", "configs/sft/offline_real.yaml", "--model_name_or_path", "models/smol",
+                      "--dataset_path", str(_sft_data(evalset, out / tag / "sft_data", ids)),
+                      "--output_dir", str(rewriter), "--max_steps", str(args.steps), "--save_strategy", "no",
+                      "--logging_steps", "5", "--seed", str(args.seed)])
+        guard = Guard(f"hf:{rewriter}?batch_size=32", config=GuardConfig(rewrite=SamplingParams(max_new_tokens=128)))
+        row = {"share": share, "families": len(chosen), "records": len(ids)}
+        for split, items in (("held-out", heldout), ("train, seen", [r for r in train if r["family"] in chosen])):
+            done = guard.rewrite([user_chat(it["instruction"], str(evalset / it["image"])) for it in items])
+            row[split] = counts(items, done)
+        guard.close()
+        results.append(row)
+        print(json.dumps(row))
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    cols = ["harmful threat", "harmful changed", "benign threat", "benign changed"]
+    print(f"\n{'families':>9s} {'records':>8s} | " + " | ".join(f"held-out {c:15s}" for c in cols)
+          + " | " + " | ".join(f"seen {c:15s}" for c in cols[:2]))
+    for r in results:
+        print(f"{r['families']:>9d} {r['records']:>8d} | " + " | ".join(f"{r['held-out'][c]:>24s}" for c in cols)
+              + " | " + " | ".join(f"{r['train, seen'][c]:>20s}" for c in cols[:2]))
+
+
+if __name__ == "__main__":
+    main()
