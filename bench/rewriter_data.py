@@ -25,7 +25,7 @@ from vlmguard.backends import SamplingParams
 from vlmguard.chat import user_chat
 from vlmguard.demo import REFERENCE, _sft_data
 from vlmguard.evalset import build_evalset
-from vlmguard.format import names_threat
+from vlmguard.format import names_threat, parse, render
 from vlmguard.guard import Guard, GuardConfig
 
 
@@ -44,6 +44,15 @@ def counts(items: list[dict], results: list) -> dict[str, str]:
     return out
 
 
+def labelled(record: dict) -> dict:
+    """A harmful record whose target's threat opens with "Harmful (category): " (benign ones open with "None")."""
+    if record["sample"].get("label") != "harmful":
+        return record
+    p = parse(record["target"])
+    threat = f"Harmful ({record['sample'].get('category') or 'other'}): {p.threat}"
+    return {**record, "target": render(threat, p.intent or "", p.prompt or "")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shares", default="0.25,0.5,1")
@@ -51,12 +60,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--evalset", default="outputs/demo/evalset")
     ap.add_argument("--out", default="outputs/bench_rewriter_data")
+    ap.add_argument("--threat-label", action="store_true",
+                    help='open every harmful target\'s <threat> with one decision token: "Harmful (category): ..."')
     args = ap.parse_args()
     evalset, out = Path(args.evalset).resolve(), Path(args.out)
     if not (evalset / "heldout.jsonl").is_file():
         build_evalset(evalset)
     train, heldout = _rows(evalset / "train.jsonl"), _rows(evalset / "heldout.jsonl")
-    kept = {r["id"] for r in _rows(REFERENCE)}
+    reference = REFERENCE
+    if args.threat_label:  # the same records, the decision made one token: "None" vs "Harmful"
+        reference = out / "reference_labelled.jsonl"
+        out.mkdir(parents=True, exist_ok=True)
+        reference.write_text("".join(json.dumps(labelled(r)) + "\n" for r in _rows(REFERENCE)))
+    kept = {r["id"] for r in _rows(reference)}
     names = sorted({r["family"] for r in train if r["id"] in kept})
     random.Random(args.seed).shuffle(names)
     results = []
@@ -68,7 +84,7 @@ def main() -> None:
         if not (rewriter / "vlmguard-perception.json").is_file():
             print(f"[{tag}] SFT on {len(ids)} records of {len(chosen)} of {len(names)} families, {args.steps} steps")
             sft_main(["--config", "configs/sft/offline_real.yaml", "--model_name_or_path", "models/smol",
-                      "--dataset_path", str(_sft_data(evalset, out / tag / "sft_data", ids)),
+                      "--dataset_path", str(_sft_data(evalset, out / tag / "sft_data", ids, reference)),
                       "--output_dir", str(rewriter), "--max_steps", str(args.steps), "--save_strategy", "no",
                       "--logging_steps", "5", "--seed", str(args.seed)])
         guard = Guard(f"hf:{rewriter}?batch_size=32", config=GuardConfig(rewrite=SamplingParams(max_new_tokens=128)))

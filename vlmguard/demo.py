@@ -86,7 +86,7 @@ def _link_models() -> None:
         link.symlink_to(default_cache(), target_is_directory=True)
 
 
-def _sft_data(evalset: Path, out: Path, ids: set[str] | None = None) -> Path:
+def _sft_data(evalset: Path, out: Path, ids: set[str] | None = None, reference: Path = REFERENCE) -> Path:
     """The reference synthesis (only the records of ``ids`` when given) as an SFT dataset, its images from the
     locally built eval set."""
     import json
@@ -96,7 +96,7 @@ def _sft_data(evalset: Path, out: Path, ids: set[str] | None = None) -> Path:
 
     if (out / "dataset_info.json").is_file():
         return out
-    records = [json.loads(line) for line in REFERENCE.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in reference.read_text().splitlines() if line.strip()]
     records = [r for r in records if ids is None or r["id"] in ids]
     for r in records:
         r["sample"]["image"] = str(evalset / r["sample"]["image"])
