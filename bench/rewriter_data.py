@@ -9,7 +9,7 @@ each subset trains the rewriter with the LoRA SFT of ``configs/sft/offline_real.
 and on the train families it saw: the harmful items whose ``<threat>`` names a threat, the harmful items whose prompt
 changed, and the same two counts on benign items (false alarms). Writes ``OUT/results.json``; resumable (a trained
 share is not trained again). Needs ``make models``; ~12 min per share on 2 cores.
-Usage: .venv/bin/python bench/rewriter_data.py [--shares 0.25,0.5,1] [--steps 25] [--seed 0] [--out DIR]
+Usage: .venv/bin/python bench/rewriter_data.py [--shares 0.25,0.5,1] [--steps 25] [--seed 0] [--out DIR] [--threat-label]
 """
 from __future__ import annotations
 
