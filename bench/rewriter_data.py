@@ -24,8 +24,9 @@ from vlmguard.sft import main as sft_main
 from vlmguard.backends import SamplingParams
 from vlmguard.chat import user_chat
 from vlmguard.demo import REFERENCE, _sft_data
+from vlmguard.eval.report import rewrite_counts
 from vlmguard.evalset import build_evalset
-from vlmguard.format import names_threat, parse, render
+from vlmguard.format import parse, render
 from vlmguard.guard import Guard, GuardConfig
 
 
@@ -35,13 +36,9 @@ def _rows(path: Path) -> list[dict]:
 
 def counts(items: list[dict], results: list) -> dict[str, str]:
     """'k/n' per label of items whose rewrite named a threat / changed the instruction."""
-    out = {}
-    for label in ("harmful", "benign"):
-        got = [(it, r) for it, r in zip(items, results) if it["label"] == label]
-        threat = sum(names_threat(r.parsed.threat) for _, r in got)
-        changed = sum((r.prompt or "").strip() != it["instruction"].strip() for it, r in got)
-        out[f"{label} threat"], out[f"{label} changed"] = f"{threat}/{len(got)}", f"{changed}/{len(got)}"
-    return out
+    got = rewrite_counts((it["label"], it["instruction"], r.prompt, r.analysis) for it, r in zip(items, results))
+    return {f"{label} {what}": f"{got.get(label, {}).get(what, 0)}/{got.get(label, {}).get('rewrites', 0)}"
+            for label in ("harmful", "benign") for what in ("threat", "changed")}
 
 
 def labelled(record: dict) -> dict:

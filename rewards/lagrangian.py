@@ -17,8 +17,9 @@ Lagrangian, the reward form of PPO-Lagrangian), for GRPO.
 
 Per row the reward is ``(objective − λ·cost) / (1 + λ)`` (Safe RLHF's normalised form: the scale stays in the
 objective's range whatever λ is); a term that does not apply to a row (e.g. ``only: benign`` helpfulness on a
-harmful row, ``only: harmful`` safety on a benign one) counts 0 there, and a row where neither applies gets None. The multiplier follows projected dual ascent, once per optimisation step,
-from the cost measured over that step's rows on every process:
+harmful row, ``only: harmful`` safety on a benign one) counts 0 there, and a row where neither applies gets None.
+The multiplier follows projected dual ascent, once per optimisation step, from the cost measured over that
+step's rows on every process:
 
     λ ← clip(λ + lr · (mean cost − threshold), 0, max)
 
@@ -45,6 +46,11 @@ STATE_FILE = "lagrangian_state.json"
 def dual_step(multiplier: float, cost: float, threshold: float, lr: float, upper: float) -> float:
     """One projected dual-ascent step of the multiplier."""
     return min(max(multiplier + lr * (cost - threshold), 0.0), upper)
+
+
+def _known(value: Any) -> float | None:
+    """A component's score as a float; None for a row it does not apply to (None or NaN)."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
 class LagrangianReward(Reward):
@@ -109,13 +115,12 @@ class LagrangianReward(Reward):
         call = self._call
         objective, cost_reward = await self._component(self.objective, rows, call), \
             await self._component(self.cost, rows, call)
-        costs = [None if c is None or (isinstance(c, float) and math.isnan(c)) else
-                 (1.0 - float(c) if self.cost_is == "one_minus" else float(c)) for c in cost_reward]
+        costs = [None if c is None else 1.0 - c if self.cost_is == "one_minus" else c for c in map(_known, cost_reward)]
         known = [c for c in costs if c is not None]
         self.pending[0] += sum(known)
         self.pending[1] += len(known)
         lam = self.multiplier
-        objective = [None if o is None or (isinstance(o, float) and math.isnan(o)) else float(o) for o in objective]
+        objective = [_known(o) for o in objective]
         # a term that does not apply to a row (``only: benign`` helpfulness on a harmful row) counts 0 there
         return [None if o is None and c is None else ((o or 0.0) - lam * (c or 0.0)) / (1.0 + lam)
                 for o, c in zip(objective, costs)]

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from ..format import names_threat
 from .config import EvalConfig
-from .stats import estimate, paired_difference
+from .stats import estimate, paired_deltas
 
 
 def spec_name(spec: Any) -> str | None:
@@ -31,31 +31,28 @@ def _values(records: Iterable[dict[str, Any]], metric: str) -> dict[str, float |
     return {r["id"]: r["metrics"][metric] for r in records if metric in r["metrics"]}
 
 
-def _flips(mine: dict[str, float | None], base: dict[str, float | None], higher_is_better: bool) -> tuple[int, int]:
-    """(items better, items worse) than the baseline, over the items both scored: where the mean moved from."""
-    both = [(mine[k], base[k]) for k in mine.keys() & base.keys() if mine[k] is not None and base[k] is not None]
-    up, down = sum(a > b for a, b in both), sum(a < b for a, b in both)
-    return (up, down) if higher_is_better else (down, up)
+def rewrite_counts(rewrites: Iterable[tuple[str, str, str | None, dict[str, Any]]]) -> dict[str, dict[str, int]]:
+    """Per item label, what a rewriter did, from ``(label, instruction, prompt, analysis)`` of each rewrite:
+    ``rewrites``, ``kept`` (the instruction verbatim), ``changed``, ``threat`` (a ``<threat>`` that names one, not
+    "none"), ``fallback`` (no usable prompt). A refused rewrite (prompt None) is left out."""
+    out: dict[str, dict[str, int]] = {}
+    for label, instruction, prompt, analysis in rewrites:
+        if prompt is None:
+            continue
+        c = out.setdefault(label, {"rewrites": 0, "kept": 0, "changed": 0, "threat": 0, "fallback": 0})
+        c["rewrites"] += 1
+        c["kept" if prompt.strip() == instruction.strip() else "changed"] += 1
+        c["threat"] += names_threat(analysis.get("threat"))
+        c["fallback"] += bool(analysis.get("fallback_used"))
+    return out
 
 
 def _rewrites(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Per item label, what a rewriting defence did over its answers: ``rewrites`` (answers whose prompt a rewriter
-    wrote), ``kept`` (the instruction verbatim), ``changed``, ``threat`` (a ``<threat>`` that names one, not
-    "none"), ``fallback`` (no usable prompt). Empty for defences that do not rewrite."""
-    out: dict[str, dict[str, int]] = {}
-    for r in rows:
-        for resp in r["responses"]:
-            analysis = resp.get("analysis") or {}
-            if "completion" not in analysis or resp.get("prompt") is None:
-                continue
-            c = out.setdefault(str(r.get("label") or "all"),
-                               {"rewrites": 0, "kept": 0, "changed": 0, "threat": 0, "fallback": 0})
-            kept = resp["prompt"].strip() == (r.get("instruction") or "").strip()
-            c["rewrites"] += 1
-            c["kept" if kept else "changed"] += 1
-            c["threat"] += names_threat(analysis.get("threat"))
-            c["fallback"] += bool(analysis.get("fallback_used"))
-    return out
+    """:func:`rewrite_counts` over a cell's records: the answers whose prompt a rewriter wrote (an ``analysis``
+    with the rewriter's ``completion``); empty for defences that do not rewrite."""
+    return rewrite_counts((str(r.get("label") or "all"), r.get("instruction") or "", resp.get("prompt"),
+                           resp["analysis"]) for r in rows for resp in r["responses"]
+                          if "completion" in (resp.get("analysis") or {}))
 
 
 def build_report(records: list[dict[str, Any]], plan: dict[str, Any], config: EvalConfig) -> dict[str, Any]:
@@ -82,9 +79,10 @@ def build_report(records: list[dict[str, Any]], plan: dict[str, Any], config: Ev
                                     "judge_unreachable": unreachable, "judge_unreadable": unreadable,
                                     "higher_is_better": info["higher_is_better"].get(metric, True)})
                     if base and defence != config.baseline:
-                        theirs = _values(base, metric)
-                        diff = paired_difference(vals, theirs, B, seed)
-                        better, worse = _flips(vals, theirs, info["higher_is_better"].get(metric, True))
+                        deltas = paired_deltas(vals, _values(base, metric))
+                        diff = estimate(deltas, B, seed)
+                        up, down = sum(d > 0 for d in deltas), sum(d < 0 for d in deltas)
+                        better, worse = (up, down) if info["higher_is_better"].get(metric, True) else (down, up)
                         paired.append({"benchmark": bench, "target": target, "defence": defence,
                                        "baseline": config.baseline, "metric": metric, "difference": diff.value,
                                        "n": diff.n, "ci": diff.to_dict()["ci"], "better": better, "worse": worse})

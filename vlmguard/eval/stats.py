@@ -41,9 +41,13 @@ def estimate(values: Sequence[float | None], resamples: int = 2000, seed: int = 
     return Estimate(float(got.mean()), len(got), _interval(got, resamples, seed))
 
 
+def paired_deltas(a: dict[str, float | None], b: dict[str, float | None]) -> list[float]:
+    """``a[k] - b[k]`` for the items both scored, in item order."""
+    return [a[k] - b[k] for k in sorted(k for k in a.keys() & b.keys() if a[k] is not None and b[k] is not None)]
+
+
 def paired_difference(a: dict[str, float | None], b: dict[str, float | None], resamples: int = 2000,
                       seed: int = 0) -> Estimate:
     """Mean of ``a[k] - b[k]`` over the items both scored, with a bootstrap interval over items (the paired
     design: each item is its own control, so the interval is much tighter than two independent ones)."""
-    keys = sorted(k for k in a.keys() & b.keys() if a[k] is not None and b[k] is not None)
-    return estimate([a[k] - b[k] for k in keys], resamples, seed)
+    return estimate(paired_deltas(a, b), resamples, seed)
