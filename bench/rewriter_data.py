@@ -8,8 +8,11 @@ each subset trains the rewriter with the LoRA SFT of ``configs/sft/offline_real.
 (no target, no judge) rewrites every item of the eval set, and the bench prints per share, on the held-out families
 and on the train families it saw: the harmful items whose ``<threat>`` names a threat, the harmful items whose prompt
 changed, and the same two counts on benign items (false alarms). Writes ``OUT/results.json``; resumable (a trained
-share is not trained again). Needs ``make models``; ~12 min per share on 2 cores.
-Usage: .venv/bin/python bench/rewriter_data.py [--shares 0.25,0.5,1] [--steps 25] [--seed 0] [--out DIR] [--threat-label]
+share is not trained again). ``--every K`` saves a checkpoint each K steps and measures each one (how the decision
+grows with training); arguments after ``--`` go to ``vlmguard sft`` (e.g. ``-- --lora_target_modules all-linear``).
+Needs ``make models``; ~12 min per share of 25 steps on 2 cores (SFT ≈ 25 s/step, ≈ 2 min per measured rewriter).
+Usage: .venv/bin/python bench/rewriter_data.py [--shares 0.25,0.5,1] [--steps 25] [--every K] [--seed 0] [--out DIR]
+       [--threat-label] [-- SFT ARGS]
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import argparse
 import json
 import math
 import random
+import sys
 from pathlib import Path
 
 from vlmguard.sft import main as sft_main
@@ -54,12 +58,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shares", default="0.25,0.5,1")
     ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--every", type=int, default=0, help="also measure the checkpoint saved each K steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--evalset", default="outputs/demo/evalset")
     ap.add_argument("--out", default="outputs/bench_rewriter_data")
     ap.add_argument("--threat-label", action="store_true",
                     help='open every harmful target\'s <threat> with one decision token: "Harmful (category): ..."')
-    args = ap.parse_args()
+    argv = sys.argv[1:]
+    sft_extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    every = args.every or args.steps
     evalset, out = Path(args.evalset).resolve(), Path(args.out)
     if not (evalset / "heldout.jsonl").is_file():
         build_evalset(evalset)
@@ -82,22 +90,26 @@ def main() -> None:
             print(f"[{tag}] SFT on {len(ids)} records of {len(chosen)} of {len(names)} families, {args.steps} steps")
             sft_main(["--config", "configs/sft/offline_real.yaml", "--model_name_or_path", "models/smol",
                       "--dataset_path", str(_sft_data(evalset, out / tag / "sft_data", ids, reference)),
-                      "--output_dir", str(rewriter), "--max_steps", str(args.steps), "--save_strategy", "no",
-                      "--logging_steps", "5", "--seed", str(args.seed)])
-        guard = Guard(f"hf:{rewriter}?batch_size=32", config=GuardConfig(rewrite=SamplingParams(max_new_tokens=128)))
-        row = {"share": share, "families": len(chosen), "records": len(ids)}
-        for split, items in (("held-out", heldout), ("train, seen", [r for r in train if r["family"] in chosen])):
-            done = guard.rewrite([user_chat(it["instruction"], str(evalset / it["image"])) for it in items])
-            row[split] = counts(items, done)
-        guard.close()
-        results.append(row)
-        print(json.dumps(row))
+                      "--output_dir", str(rewriter), "--max_steps", str(args.steps), "--save_strategy", "steps",
+                      "--save_steps", str(every), "--save_total_limit", str(args.steps // every + 1),
+                      "--logging_steps", "5", "--seed", str(args.seed), *sft_extra])
+        for step in range(every, args.steps + 1, every):
+            checkpoint = rewriter / f"checkpoint-{step}"
+            guard = Guard(f"hf:{checkpoint}?batch_size=32",
+                          config=GuardConfig(rewrite=SamplingParams(max_new_tokens=128)))
+            row = {"share": share, "families": len(chosen), "records": len(ids), "steps": step}
+            for split, items in (("held-out", heldout), ("train, seen", [r for r in train if r["family"] in chosen])):
+                done = guard.rewrite([user_chat(it["instruction"], str(evalset / it["image"])) for it in items])
+                row[split] = counts(items, done)
+            guard.close()
+            results.append(row)
+            print(json.dumps(row))
     (out / "results.json").write_text(json.dumps(results, indent=1))
     cols = ["harmful threat", "harmful changed", "benign threat", "benign changed"]
-    print(f"\n{'families':>9s} {'records':>8s} | " + " | ".join(f"held-out {c:15s}" for c in cols)
+    print(f"\n{'families':>9s} {'records':>8s} {'steps':>6s} | " + " | ".join(f"held-out {c:15s}" for c in cols)
           + " | " + " | ".join(f"seen {c:15s}" for c in cols[:2]))
     for r in results:
-        print(f"{r['families']:>9d} {r['records']:>8d} | " + " | ".join(f"{r['held-out'][c]:>24s}" for c in cols)
+        print(f"{r['families']:>9d} {r['records']:>8d} {r['steps']:>6d} | " + " | ".join(f"{r['held-out'][c]:>24s}" for c in cols)
               + " | " + " | ".join(f"{r['train, seen'][c]:>20s}" for c in cols[:2]))
 
 

@@ -13,6 +13,8 @@ import logging
 import os
 from typing import Any
 
+from transformers import TrainerCallback
+
 from .errors import VLMGuardError
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,21 @@ def check_model_source(name: str, what: str, hint: str = "", revision: str | Non
                             f"(offline mode){hint}")
 
 
+class PerceptionFileCallback(TrainerCallback):
+    """Writes the rewriter's perception record into each ``checkpoint-N`` as it is saved, so loading (eval, serve,
+    export) a checkpoint applies the same image front end as the final folder — without it a checkpoint of a
+    perceiving rewriter would silently read images through its untrained vision tower."""
+
+    def __init__(self, components: str):
+        self.components = components
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            from .perception import write_perception_file
+
+            write_perception_file(os.path.join(args.output_dir, f"checkpoint-{state.global_step}"), self.components)
+
+
 def train_and_save(trainer, prog: str, argv, script_args, training_args, model_args) -> None:
     """What every recipe does after building its trainer: record the recipe (for the model card `vlmguard
     export` writes), train (resuming from the last checkpoint), save model or adapter + processor, push."""
@@ -130,6 +147,8 @@ def train_and_save(trainer, prog: str, argv, script_args, training_args, model_a
     out = training_args.output_dir
     if trainer.accelerator.is_main_process:
         save_run_config(out, prog, argv, script_args, training_args, model_args)
+    if getattr(script_args, "perception", None):  # every checkpoint-N serves and exports like the final folder
+        trainer.add_callback(PerceptionFileCallback(script_args.perception))
     resume = resolve_resume(out, training_args.resume_from_checkpoint)
     rewards = getattr(trainer, "vlmguard_rewards", None)
     if resume and rewards is not None:  # GRPO: constrained rewards continue their multipliers exactly

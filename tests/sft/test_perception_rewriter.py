@@ -53,8 +53,11 @@ def test_sft_and_grpo_with_perception(tiny_models, tmp_path):
     out = tmp_path / "sft"
     sft_main(["--config", "configs/sft/tiny.yaml", "--model_name_or_path", str(tiny_models["rewriter"]),
               "--dataset_path", str(tiny_models["sft_data"]), "--output_dir", str(out), "--max_steps", "2",
-              "--max_train_samples", "16", "--save_strategy", "no", "--perception", "nsfw,ocr"])
+              "--max_train_samples", "16", "--save_strategy", "steps", "--save_steps", "2", "--perception", "nsfw,ocr"])
     assert json.loads((out / PERCEPTION_FILE).read_text()) == {"perception": "ocr,nsfw"}
+    # a checkpoint records it too: evaluating or exporting checkpoint-N perceives like the final folder
+    assert json.loads((out / "checkpoint-2" / PERCEPTION_FILE).read_text()) == {"perception": "ocr,nsfw"}
+    assert isinstance(load_backend(f"hf:{out / 'checkpoint-2'}"), PerceivingBackend)
 
     # served from its folder, the rewriter reads the image through the same front end, without being told
     backend = load_backend(f"hf:{out}?batch_size=2")
