@@ -61,14 +61,34 @@ def _health(url: str) -> dict:
     return httpx.get(url.removesuffix("/v1") + "/health").json()
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "rewards").glob("*.yaml")), ids=lambda p: p.name)
-def test_shipped_rewards_build_and_score(path, stand_ins, tiny_models, tmp_path, monkeypatch):
+def _reward_sources() -> list[tuple[Path, str | None]]:
+    """Every shipped rewards config, and every reward combination a shipped sweep writes inline (by name)."""
+    found = [(path, None) for path in sorted((ROOT / "configs" / "rewards").glob("*.yaml"))]
+    for path in sorted((ROOT / "configs" / "sweep").glob("*.yaml")):
+        for name, spec in yaml.safe_load(path.read_text())["combinations"].items():
+            inline = spec.get("config", spec) if isinstance(spec, dict) else spec
+            if isinstance(inline, dict):
+                found.append((path, name))
+    return found
+
+
+def _rewards_data(path: Path, combination: str | None, urls: dict[str, str]) -> dict:
+    data = yaml.safe_load(local(path.read_text(), urls))
+    if combination is None:
+        return data
+    spec = data["combinations"][combination]
+    return spec.get("config", spec)
+
+
+@pytest.mark.parametrize("path,combination", _reward_sources(),
+                         ids=lambda v: v.name if isinstance(v, Path) else (v or ""))
+def test_shipped_rewards_build_and_score(path, combination, stand_ins, tiny_models, tmp_path, monkeypatch):
     from vlmguard.rewards import RewardsConfig, build_rewards
     from vlmguard.rewards.run import _call
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tiny-models").symlink_to(tiny_models["target"].parent)
-    cfg = RewardsConfig.from_dict(yaml.safe_load(local(path.read_text(), stand_ins)), str(path))
+    cfg = RewardsConfig.from_dict(_rewards_data(path, combination, stand_ins), str(path))
     guard_before = _health(stand_ins["guard"])
     rs = build_rewards(cfg)  # servers checked: every model name the recipe sends is served
     prompts, completions, columns = _trl_batch()
