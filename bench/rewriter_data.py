@@ -45,6 +45,30 @@ def counts(items: list[dict], results: list) -> dict[str, str]:
             for label in ("harmful", "benign") for what in ("threat", "changed")}
 
 
+def threat_auroc(spec: str, items: list[dict], evalset: Path, batch_size: int = 16) -> float | None:
+    """How well the rewriter's threat decision separates harmful from benign items, whatever greedy decoding
+    picks: the AUROC of 1 − P(the threat opens with "none"), read in one forward pass per item with the reply
+    prefilled up to ``<threat>`` (the probability the trained format puts on a benign verdict)."""
+    import torch
+    from vlmguard.rewards.metrics import auroc
+
+    from vlmguard.backends import load_backend
+    from vlmguard.guard import rewriter_chat
+
+    backend = load_backend(spec)
+    hf, described = backend.inner, backend.describe_chats(
+        [rewriter_chat(it["instruction"], str(evalset / it["image"])) for it in items])
+    none = [i for w in ("None", "none", " None", " none") for i in hf.tokenizer(w, add_special_tokens=False)["input_ids"][:1]]
+    scores = []
+    for start in range(0, len(described), batch_size):
+        texts = [hf._prompt(chat)[0] + "<threat>" for chat in described[start:start + batch_size]]
+        with torch.inference_mode():
+            probs = torch.softmax(hf._last_logits(hf._inputs(texts, [])), dim=-1)
+        scores += (1 - probs[:, sorted(set(none))].sum(-1)).tolist()
+    backend.close()
+    return auroc(scores, [it["label"] == "harmful" for it in items])
+
+
 def labelled(record: dict) -> dict:
     """A harmful record whose target's threat opens with "Harmful (category): " (benign ones open with "None")."""
     if record["sample"].get("label") != "harmful":
@@ -80,7 +104,9 @@ def main() -> None:
     kept = {r["id"] for r in _rows(reference)}
     names = sorted({r["family"] for r in train if r["id"] in kept})
     random.Random(args.seed).shuffle(names)
-    results = []
+    results = []  # a checkpoint measured by an earlier run (results.json) is not measured again
+    earlier = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else []
+    measured = {(r["share"], r.get("steps", args.steps)): r for r in earlier}
     for share in (float(s) for s in args.shares.split(",")):
         chosen = set(names[:max(1, math.ceil(share * len(names)))])
         ids = {r["id"] for r in train if r["family"] in chosen and r["id"] in kept}
@@ -95,23 +121,32 @@ def main() -> None:
                       "--logging_steps", "5", "--seed", str(args.seed), *sft_extra])
         for step in range(every, args.steps + 1, every):
             checkpoint = rewriter / f"checkpoint-{step}"
-            guard = Guard(f"hf:{checkpoint}?batch_size=32",
-                          config=GuardConfig(rewrite=SamplingParams(max_new_tokens=128)))
-            row = {"share": share, "families": len(chosen), "records": len(ids), "steps": step}
-            for split, items in (("held-out", heldout), ("train, seen", [r for r in train if r["family"] in chosen])):
-                done = guard.rewrite([user_chat(it["instruction"], str(evalset / it["image"])) for it in items])
-                row[split] = counts(items, done)
-            guard.close()
+            row = {"share": share, "families": len(chosen), "records": len(ids), "steps": step,
+                   **measured.get((share, step), {})}
+            splits = (("held-out", heldout), ("train, seen", [r for r in train if r["family"] in chosen]))
+            if not all(split in row for split, _ in splits):
+                guard = Guard(f"hf:{checkpoint}?batch_size=32",
+                              config=GuardConfig(rewrite=SamplingParams(max_new_tokens=128)))
+                for split, items in splits:
+                    done = guard.rewrite([user_chat(it["instruction"], str(evalset / it["image"])) for it in items])
+                    row[split] = counts(items, done)
+                guard.close()
+            for split, items in splits:
+                if "threat AUROC" not in row[split]:
+                    row[split]["threat AUROC"] = threat_auroc(f"hf:{checkpoint}", items, evalset)
             results.append(row)
+            (out / "results.json").write_text(json.dumps(results, indent=1))
             print(json.dumps(row))
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    cols = ["harmful threat", "harmful changed", "benign threat", "benign changed"]
-    print(f"\n{'families':>9s} {'records':>8s} {'steps':>6s} | " + " | ".join(f"held-out {c:15s}" for c in cols)
-          + " | " + " | ".join(f"seen {c:15s}" for c in cols[:2]))
-    for r in results:
-        print(f"{r['families']:>9d} {r['records']:>8d} {r['steps']:>6d} | " + " | ".join(f"{r['held-out'][c]:>24s}" for c in cols)
-              + " | " + " | ".join(f"{r['train, seen'][c]:>20s}" for c in cols[:2]))
+    cols = ["harmful threat", "harmful changed", "benign threat", "benign changed", "threat AUROC"]
 
+    def cell(v) -> str:
+        return f"{v:.2f}" if isinstance(v, float) else str(v)
+    heads = [(split, f"{label} {c}", c) for split, label in (("held-out", "held-out"), ("train, seen", "seen"))
+             for c in cols]
+    print(f"\n{'families':>9s} {'records':>8s} {'steps':>6s} | " + " | ".join(h for _, h, _ in heads))
+    for r in results:
+        print(f"{r['families']:>9d} {r['records']:>8d} {r['steps']:>6d} | "
+              + " | ".join(f"{cell(r[split].get(c)):>{len(h)}s}" for split, h, c in heads))
 
 if __name__ == "__main__":
     main()
