@@ -28,7 +28,7 @@ from pathlib import Path
 from vlmguard.rewards.metrics import auroc
 from vlmguard.sft import main as sft_main
 
-from vlmguard.backends import SamplingParams
+from vlmguard.backends import SamplingParams, run_sync
 from vlmguard.chat import user_chat
 from vlmguard.demo import REFERENCE, _sft_data
 from vlmguard.eval.report import rewrite_counts
@@ -48,26 +48,14 @@ def counts(items: list[dict], results: list) -> dict[str, str]:
             for label in ("harmful", "benign") for what in ("threat", "changed")}
 
 
-def threat_scores(spec: str, items: list[dict], evalset: Path, batch_size: int = 16) -> list[float]:
+def threat_scores(spec: str, items: list[dict], evalset: Path) -> list[float]:
     """The rewriter's threat decision per item, whatever greedy decoding picks: 1 − P(the threat opens with
-    "none"), read in one forward pass per item with the reply prefilled up to ``<threat>``."""
-    import torch
-
-    from vlmguard.backends import load_backend
-    from vlmguard.guard import rewriter_chat
-
-    backend = load_backend(spec)
-    hf, described = backend.inner, backend.describe_chats(
-        [rewriter_chat(it["instruction"], str(evalset / it["image"])) for it in items])
-    none = [i for w in ("None", "none", " None", " none") for i in hf.tokenizer(w, add_special_tokens=False)["input_ids"][:1]]
-    scores = []
-    for start in range(0, len(described), batch_size):
-        texts = [hf._prompt(chat)[0] + "<threat>" for chat in described[start:start + batch_size]]
-        with torch.inference_mode():
-            probs = torch.softmax(hf._last_logits(hf._inputs(texts, [])), dim=-1)
-        scores += (1 - probs[:, sorted(set(none))].sum(-1)).tolist()
-    backend.close()
-    return scores
+    "none"), read by the guard's own path (``Guard.athreat``: one forward pass with the reply started at
+    ``<threat>``), so a threshold chosen on these scores means in ``threat_threshold`` what it meant here."""
+    guard = Guard(spec)
+    reads = run_sync(guard.athreat([user_chat(it["instruction"], str(evalset / it["image"])) for it in items]))
+    guard.close()
+    return [r.score for r in reads]
 
 
 def youden(scores: list[float], harmful: list[bool]) -> float:
@@ -158,7 +146,7 @@ def main() -> None:
                     row[split] = counts(items, done)
                 guard.close()
             if args.decision and "τ (chosen on train)" not in row:
-                decision(row, f"hf:{checkpoint}", splits, evalset)
+                decision(row, f"hf:{checkpoint}?batch_size=16", splits, evalset)
             measured[(share, step)] = row
             results = sorted(measured.values(), key=lambda r: (r["share"], r["steps"]))
             (out / "results.json").write_text(json.dumps(results, indent=1))

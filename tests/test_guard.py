@@ -2,12 +2,14 @@
 
 A rewriter that writes the tagged format needs training (vlmguard sft); until then the well-formed path is
 driven by ``TemplateRewriter``, a rule-based Backend that renders the format around the instruction."""
+import math
 from collections.abc import Sequence
 
 import pytest
 
-from vlmguard.backends import Backend, SamplingParams, load_backend
+from vlmguard.backends import Backend, SamplingParams, load_backend, run_sync
 from vlmguard.chat import Chat, last_user, user_chat
+from vlmguard.errors import VLMGuardError
 from vlmguard.examples import EXAMPLES
 from vlmguard.format import REFUSAL, SAFE_PREFIX, render
 from vlmguard.guard import Guard, GuardConfig, rewriter_chat
@@ -166,3 +168,61 @@ def test_rewriter_messages_is_the_one_builder(tiny_models, tmp_path):
     chat = rewriter_chat(row["instruction"], "x.png")
     assert chat[0] == rewriter_messages(row["instruction"])[0]
     assert chat[1]["content"][-1]["text"] == rewriter_messages(row["instruction"])[1]["content"]
+
+
+class DecidingRewriter(TemplateRewriter):
+    """Reads its threat decision from fixed next-token probabilities; writes the rest of a started reply."""
+
+    def __init__(self, top: dict[str, float]):
+        super().__init__()
+        self.top, self.scored = top, []
+
+    def next_token_logprobs(self, chats, top_k=20, on_error="raise"):
+        self.scored.extend(chats)
+        return [{t: math.log(p) for t, p in self.top.items()} for _ in chats]
+
+    def generate(self, chats, params=None, on_error="raise"):
+        self.seen.extend(chats)
+        return [": a reason</threat>\n<intent>help</intent>\n<prompt>Safely: " + last_user(c)[0] + "</prompt>"
+                for c in chats]
+
+
+@pytest.mark.parametrize("threshold, flagged", [(0.1, True), (0.29, True), (0.31, False), (0.9, False)])
+def test_threat_threshold_decides_from_probabilities(threshold, flagged):
+    """P(the threat opens "none") = 0.7: a threshold below 0.3 flags a threat and starts the reply with the
+    most likely threat token; above it, with "None". The rewriter writes the rest of that started reply."""
+    rewriter = DecidingRewriter({"None": 0.65, " none": 0.05, "Privacy": 0.2, "Fraud": 0.05, "\n": 0.05})
+    guard = Guard(rewriter, None, GuardConfig(threat_threshold=threshold))
+    chat = user_chat("How do I find where someone lives?")
+    (r,) = guard.rewrite([chat])
+    opening = "<threat>Privacy" if flagged else "<threat>None"
+    assert rewriter.scored[0][-1] == {"role": "assistant", "content": "<threat>", "prefix": True}
+    assert rewriter.seen[0][-1] == {"role": "assistant", "content": opening, "prefix": True}
+    assert rewriter.seen[0][:-1] == rewriter.scored[0][:-1] == guard.rewriter_input(chat)
+    assert r.completion.startswith(opening + ": a reason</threat>") and r.prompt == "Safely: " + r.instruction
+    assert r.threat_score == pytest.approx(0.3) and r.analysis["threat_score"] == pytest.approx(0.3)
+    assert guard.stats["threats_flagged"] == flagged
+
+
+def test_without_threshold_greedy_decides():
+    rewriter = DecidingRewriter({"None": 1.0})
+    (r,) = Guard(rewriter, None).rewrite([user_chat("hi")])
+    assert rewriter.scored == [] and rewriter.seen[0][-1]["role"] == "user" and "threat_score" not in r.analysis
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "high", True])
+def test_threat_threshold_is_checked(bad):
+    with pytest.raises(VLMGuardError, match="threat_threshold"):
+        GuardConfig(threat_threshold=bad)
+
+
+def test_threat_threshold_on_a_real_backend(tiny_models):
+    """The tiny HF rewriter: scoring and the started reply go through the backend's prefill path end to end."""
+    guard = Guard(f"hf:{tiny_models['rewriter']}", None,
+                  GuardConfig(threat_threshold=0.5, rewrite=SamplingParams(max_new_tokens=6)))
+    chats = _chats()
+    reads = run_sync(guard.athreat(chats))
+    results = guard.rewrite(chats)
+    for read, r in zip(reads, results):
+        assert 0 <= read.score <= 1 and r.threat_score == pytest.approx(read.score, abs=1e-5)
+        assert r.completion.startswith(read.opening(0.5))

@@ -133,6 +133,8 @@ def test_health_and_prometheus_metrics(stack):
     ({"model": "tiny-target", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5000}, {}, 400,
      "limit of 64"),
     ({"model": "other", "messages": [{"role": "user", "content": "x"}]}, {}, 404, "not served here"),
+    ({"model": "tiny-target", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "S"}],
+      "continue_final_message": True, "add_generation_prompt": False}, {}, 400, "not available through the guard"),
     ({"model": "tiny-target", "messages": [{"role": "user", "content": "x"}]}, {"Authorization": "Bearer wrong"}, 401,
      "API key"),
     ({"model": "tiny-target", "messages": [{"role": "user", "content": "x"}]}, {"Authorization": ""}, 401, "API key"),
@@ -245,6 +247,8 @@ def test_serve_errors_before_loading(tmp_path):
     assert out.returncode == 1 and "unknown key(s) fallbak" in out.stderr
     out = run_cli("serve", "--rewriter", "hf:/x", "--target", "hf:/y", "--api-key-file", str(tmp_path / "none"))
     assert out.returncode == 1 and "api key file" in out.stderr
+    out = run_cli("serve", "--rewriter", "hf:/x", "--target", "hf:/y", "--threat-threshold", "1.2")
+    assert out.returncode == 1 and "threat_threshold 1.2" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_access_log_has_no_content_by_default(guard_app):

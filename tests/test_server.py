@@ -34,6 +34,16 @@ def test_bad_requests_get_openai_errors(target_server):
     assert r.status_code == 400
 
 
+def test_continue_final_message_needs_what_vllm_needs(target_server):
+    post = lambda body: httpx.post(f"{target_server}/chat/completions", json=body, timeout=60)  # noqa: E731
+    started = {"messages": _body()["messages"] + [{"role": "assistant", "content": "Sure"}]}
+    r = post(_body(**started, continue_final_message=True))
+    assert r.status_code == 400 and "add_generation_prompt: false" in r.json()["error"]["message"]
+    r = post(_body(continue_final_message=True, add_generation_prompt=False))
+    assert r.status_code == 400 and "last message to be an assistant message" in r.json()["error"]["message"]
+    assert post(_body(**started, continue_final_message=True, add_generation_prompt=False)).status_code == 200
+
+
 def test_stream_wire_format(target_server):
     """Server-Sent Events as ``vllm serve`` sends them: role chunk, content chunks, a stop chunk, ``[DONE]``; the
     stream bypasses the batcher."""

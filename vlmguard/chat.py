@@ -14,6 +14,22 @@ from .images import ImageLike, load_image, to_data_url
 
 Chat = list[dict[str, Any]]
 
+PREFIX = "prefix"
+"""Key that marks a chat's final assistant message as the start of the reply (an *assistant prefill*, the
+``"prefix": true`` of DeepSeek's and Mistral's chat APIs): every backend continues that message instead of opening
+a new turn, and returns only the continuation. Without the key a final assistant message is a finished turn."""
+
+
+def with_prefill(chat: Chat, text: str) -> Chat:
+    """The chat with the reply started: ``text`` as a final assistant message that the model continues."""
+    return [*chat, {"role": "assistant", "content": text, PREFIX: True}]
+
+
+def prefill(chat: Chat) -> str | None:
+    """The started reply of a chat made by :func:`with_prefill`; None for a chat whose reply starts afresh."""
+    last = chat[-1] if chat else None
+    return text_of(last) if isinstance(last, dict) and last.get("role") == "assistant" and last.get(PREFIX) else None
+
 
 def user_chat(text: str, image: ImageLike | list | tuple | None = None, system: str | None = None) -> Chat:
     """A one-turn chat: optional system message, then a user turn with the image(s) (if any) before the text."""

@@ -61,14 +61,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     config = ServeConfig.load(args.config, {"rewriter": args.rewriter, "target": args.target, "name": args.name,
                                             "host": args.host, "port": args.port, "fallback": args.fallback,
-                                            "api_key_file": args.api_key_file})
+                                            "api_key_file": args.api_key_file,
+                                            "threat_threshold": args.threat_threshold})
     if not config.rewriter or not config.target:
         raise VLMGuardError("vlmguard serve needs a rewriter and a target (--rewriter SPEC --target SPEC, or in "
                             "--config)")
     config.api_keys()  # a missing or empty key file fails before any model loads
     resolve_specs(config.rewriter, config.target)
     guard = Guard(config.rewriter, config.target, GuardConfig(
-        fallback=config.fallback, rewrite=SamplingParams(max_new_tokens=config.rewrite_max_new_tokens)))
+        fallback=config.fallback, rewrite=SamplingParams(max_new_tokens=config.rewrite_max_new_tokens),
+        threat_threshold=config.threat_threshold))
     guard.rewriter.check()
     guard.target.check()
     names = config.name or [getattr(guard.target, "model", None) or config.target.split(":", 1)[1].split("?")[0]]
@@ -82,6 +84,7 @@ def _guard(args: argparse.Namespace, with_target: bool):
 
     image = load_image(args.image) if args.image else None  # a bad image fails before any model loads
     config = GuardConfig(fallback=args.fallback, rewrite=SamplingParams(max_new_tokens=args.max_new_tokens),
+                         threat_threshold=args.threat_threshold,
                          answer=SamplingParams(max_new_tokens=args.max_new_tokens))
     guard = Guard(args.rewriter, args.target if with_target else None, config)
     guard.rewriter.check()
@@ -249,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--fallback", default="original", choices=["original", "safe-prefix", "refuse"],
                        help="what the target gets when the rewrite has no usable <prompt>")
         s.add_argument("--max-new-tokens", type=int, default=256)
+        s.add_argument("--threat-threshold", type=float,
+                       help="decide the threat from the rewriter's probabilities: flag when 1 - P(threat is none) >= "
+                            "this (choose it on training data: bench/rewriter_data.py --decision); default: greedy")
         s.add_argument("--json", action="store_true", help="print one JSON object")
         s.set_defaults(func=func)
 
@@ -316,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fallback", choices=("original", "safe-prefix", "refuse"),
                    help="what the target gets when the rewriter is down or unparseable (default: original)")
     s.add_argument("--api-key-file", help="accepted API keys, one per line (clients send Bearer KEY)")
+    s.add_argument("--threat-threshold", type=float,
+                   help="decide the threat from the rewriter's probabilities: flag when 1 - P(threat is none) >= "
+                        "this (choose it on training data: bench/rewriter_data.py --decision); default: greedy")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("eval", help="benchmarks x target VLMs x defences, judged; writes records and a report")

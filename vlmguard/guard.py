@@ -23,13 +23,14 @@ special tokens).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from .backends import Backend, OnError, SamplingParams, load_backend, resolve_specs, run_sync
-from .chat import Chat, images, last_user_index, parts, text_of, user_chat
+from .chat import Chat, images, last_user_index, parts, text_of, user_chat, with_prefill
 from .errors import VLMGuardError
-from .format import REFUSAL, TAG_RE, Fallback, Parsed, Resolved, resolve
+from .format import REFUSAL, TAG_RE, Fallback, Parsed, Resolved, names_threat, resolve
 from .images import ImageLike
 from .prompts import load_prompt
 
@@ -117,6 +118,45 @@ class GuardConfig:
     """Sampling for the target when the Guard is used directly (``run``); ``generate`` takes the caller's."""
     system: str | None = None
     """Rewriter system prompt (text); default: the bundled ``rewriter_system`` template."""
+    threat_threshold: float | None = None
+    """Decide whether there is a threat from the rewriter's probabilities instead of greedy decoding: its reply is
+    started at ``<threat>``, the next token's distribution read (:class:`ThreatRead`), and the reply started with
+    the most likely token of the decided side (a threat when ``1 − P(the threat opens "none") ≥ threshold``, else
+    "none") before the rewriter writes the rest. Choose it on training data (``bench/rewriter_data.py
+    --decision``). Needs a backend that returns next-token probabilities and continues a started reply (``hf``,
+    ``vllm``, ``openai`` against ``vllm serve`` or SGLang). None: greedy decoding decides."""
+
+    def __post_init__(self) -> None:
+        t = self.threat_threshold
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1):
+            raise VLMGuardError(f"threat_threshold {t!r}: give a probability between 0 and 1 (or none for greedy)")
+
+
+THREAT_OPEN = "<threat>"
+
+
+@dataclass(frozen=True)
+class ThreatRead:
+    """The rewriter's threat decision read from one forward pass with its reply started at ``<threat>``."""
+
+    score: float
+    """1 − P(the threat opens with "none"): how sure the rewriter is that there is a threat."""
+    threat_token: str | None
+    """The most likely first token that names a threat (None when none of the top tokens does)."""
+    none_token: str | None
+    """The most likely first token of "none"."""
+
+    @classmethod
+    def from_logprobs(cls, top: dict[str, float]) -> "ThreatRead":
+        words = {t: math.exp(lp) for t, lp in top.items() if t.strip()}
+        threat = [t for t in words if names_threat(t)]
+        none = [t for t in words if not names_threat(t)]
+        return cls(1.0 - min(1.0, sum(words[t] for t in none)), max(threat, key=words.get, default=None),
+                   max(none, key=words.get, default=None))
+
+    def opening(self, threshold: float) -> str:
+        """The started reply for this decision at ``threshold``."""
+        return THREAT_OPEN + ((self.threat_token if self.score >= threshold else self.none_token) or "")
 
 
 @dataclass
@@ -132,11 +172,14 @@ class GuardResult:
     answer: str | None = None
     target_chat: Chat | None = field(default=None, repr=False)
     """Exactly what the target was (or will be) sent; None when refused."""
+    threat_score: float | None = None
+    """With ``threat_threshold``: the :attr:`ThreatRead.score` the decision was made on."""
 
     @property
     def analysis(self) -> dict:
-        return {"completion": self.completion, "threat": self.parsed.threat, "intent": self.parsed.intent,
-                "fallback_used": self.fallback_used, "problems": list(self.parsed.problems)}
+        out = {"completion": self.completion, "threat": self.parsed.threat, "intent": self.parsed.intent,
+               "fallback_used": self.fallback_used, "problems": list(self.parsed.problems)}
+        return out if self.threat_score is None else {**out, "threat_score": self.threat_score}
 
 
 class Guard(Backend):
@@ -185,10 +228,32 @@ class Guard(Backend):
                         self.rewriter.spec, fallbacks, len(results), failed, self.config.fallback)
         return results
 
+    async def athreat(self, chats: Sequence[Chat], on_error: OnError = "raise") -> list[ThreatRead | None]:
+        """The rewriter's threat decision for each conversation, read from probabilities (None where scoring
+        failed with ``on_error="none"``)."""
+        started = [with_prefill(self.rewriter_input(c), THREAT_OPEN) for c in chats]
+        tops = await self.rewriter.anext_token_logprobs(started, 20, on_error)
+        return [None if top is None else ThreatRead.from_logprobs(top) for top in tops]
+
     async def arewrite(self, chats: Sequence[Chat], on_error: OnError = "raise") -> list[GuardResult]:
-        """Rewrite each conversation; no target call."""
+        """Rewrite each conversation; no target call. With ``threat_threshold`` the reply is started with the
+        decided threat opening (see :class:`GuardConfig`)."""
         inputs = [self.rewriter_input(c) for c in chats]
-        return self.resolve(chats, await self.rewriter.agenerate(inputs, self.config.rewrite, on_error))
+        threshold = self.config.threat_threshold
+        if threshold is None:
+            return self.resolve(chats, await self.rewriter.agenerate(inputs, self.config.rewrite, on_error))
+        reads = await self.athreat(chats, on_error)
+        todo = [(i, r.opening(threshold)) for i, r in enumerate(reads) if r is not None]
+        rest = await self.rewriter.agenerate([with_prefill(inputs[i], opening) for i, opening in todo],
+                                             self.config.rewrite, on_error)
+        completions: list[str | None] = [None] * len(chats)
+        for (i, opening), text in zip(todo, rest):
+            completions[i] = None if text is None else opening + text
+        results = self.resolve(chats, completions)
+        for r, read in zip(results, reads):
+            r.threat_score = None if read is None else read.score
+            self.stats["threats_flagged"] += read is not None and read.score >= threshold
+        return results
 
     async def arun(self, chats: Sequence[Chat], params: SamplingParams | None = None, on_error: OnError = "raise",
                    target: Backend | None = None) -> list[GuardResult]:

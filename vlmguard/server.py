@@ -27,7 +27,7 @@ except ImportError as e:  # pragma: no cover - depends on the install
     raise _E("serving needs FastAPI and uvicorn: pip install 'vlmguard-r1[serve]'") from e
 
 from .backends import Backend, SamplingParams
-from .chat import Chat, images, parts
+from .chat import Chat, images, parts, text_of, with_prefill
 from .errors import VLMGuardError
 from .format import REFUSAL
 from .images import load_image
@@ -129,6 +129,19 @@ def _wire_to_chat(messages: Any, config: ServeConfig | None = None) -> Chat:
                 raise VLMGuardError(f"messages[{i}].content[{j}] has unsupported type {kind!r} (text, image_url)")
         chat.append({"role": m["role"], "content": content})
     return chat
+
+
+def _started(chat: Chat, body: dict[str, Any], guarded: bool) -> Chat:
+    """``continue_final_message: true`` (with ``add_generation_prompt: false``, as vLLM asks): the final assistant
+    message is the start of the reply, which the model continues (:func:`~vlmguard.chat.with_prefill`)."""
+    if guarded:
+        raise VLMGuardError("continue_final_message is not available through the guard: the target answers the "
+                            "rewriter's prompt, not the client's conversation")
+    if body.get("add_generation_prompt", True):
+        raise VLMGuardError("continue_final_message needs add_generation_prompt: false (as in vLLM)")
+    if chat[-1]["role"] != "assistant":
+        raise VLMGuardError("continue_final_message needs the last message to be an assistant message to continue")
+    return with_prefill(chat[:-1], text_of(chat[-1]))
 
 
 def _params(body: dict[str, Any], config: ServeConfig | None = None) -> SamplingParams:
@@ -288,8 +301,9 @@ def create_app(backend: Backend, model_name: str | Sequence[str], max_batch: int
             metrics.count("refusals", r.prompt is None)
 
     def analysis(r) -> dict[str, Any]:
-        return {"threat": r.parsed.threat, "intent": r.parsed.intent, "prompt": r.prompt,
-                "fallback_used": r.fallback_used, "problems": list(r.parsed.problems)}
+        out = {"threat": r.parsed.threat, "intent": r.parsed.intent, "prompt": r.prompt,
+               "fallback_used": r.fallback_used, "problems": list(r.parsed.problems)}
+        return out if r.threat_score is None else {**out, "threat_score": r.threat_score}
 
     async def complete(request: Request, body: dict[str, Any]):
         if body.get("model") not in (None, *names):
@@ -298,6 +312,8 @@ def create_app(backend: Backend, model_name: str | Sequence[str], max_batch: int
         try:
             chat, params = _wire_to_chat(body.get("messages"), config), _params(body, config)
             n = int(body.get("n") or 1)
+            if body.get("continue_final_message"):  # vLLM's extension: an assistant prefill
+                chat = _started(chat, body, guard is not None)
             if guard is not None:
                 guard.check_chat(chat)
         except HTTPError as e:

@@ -45,6 +45,9 @@ class ServeConfig:
     fallback: str = "original"
     """What the target gets when the rewriter is down or writes no usable prompt: original, safe-prefix, refuse."""
     rewrite_max_new_tokens: int = 384
+    threat_threshold: float | None = None
+    """Decide the threat from the rewriter's probabilities at this threshold (``GuardConfig.threat_threshold``);
+    None: greedy decoding decides."""
     api_key_file: str | None = None
     """A file with one accepted API key per line; clients send ``Authorization: Bearer KEY``."""
     max_body_bytes: int | None = 20_000_000
@@ -100,6 +103,9 @@ class ServeConfig:
 
         if self.fallback not in FALLBACKS:
             raise VLMGuardError(f"fallback {self.fallback!r} is not one of {', '.join(FALLBACKS)}")
+        from .guard import GuardConfig
+
+        GuardConfig(threat_threshold=self.threat_threshold)  # its own check
         for key in ("max_body_bytes", "max_image_bytes", "max_images", "max_turns", "max_tokens", "max_concurrency"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -2,7 +2,7 @@ import pytest
 from PIL import Image
 
 from vlmguard.backends import SamplingParams, load_backend
-from vlmguard.chat import user_chat
+from vlmguard.chat import user_chat, with_prefill
 from vlmguard.errors import VLMGuardError
 
 
@@ -25,6 +25,18 @@ def test_batched_greedy_equals_one_by_one(target):
     single = [target.generate([c], params)[0] for c in chats]
     assert batched == single
     assert len(set(batched)) > 1 and all(isinstance(t, str) and t for t in batched)
+
+
+def test_a_started_reply_is_continued(target):
+    """A chat ending in a prefilled assistant message is templated as that reply's continuation (no new turn),
+    and generation returns only what follows it."""
+    chat = _chats()[0]
+    text, _ = target._prompt(with_prefill(chat, "<threat>Zebra"))
+    assert text == target._prompt(chat)[0] + "<threat>Zebra"
+    finished = chat + [{"role": "assistant", "content": "<threat>Zebra"}]  # no prefix: a finished turn
+    assert not target._prompt(finished)[0].endswith("<threat>Zebra")
+    assert not target.generate([with_prefill(chat, "<threat>Zebra")], SamplingParams(max_new_tokens=4))[0] \
+        .startswith("<threat>")
 
 
 def test_sampling_is_seeded(target):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from vlmguard.backends import SamplingParams, load_backend
-from vlmguard.chat import user_chat
+from vlmguard.chat import user_chat, with_prefill
 from conftest import FaultProxy
 from vlmguard.errors import VLMGuardError
 
@@ -29,6 +29,19 @@ def test_same_answers_as_in_process_model(target_server, hf_target):
     chats = _chats()
     assert remote.generate(chats, params) == hf_target.generate(chats, params)
     assert remote.model == "tiny-target" and remote.stats["requests"] == len(chats) + 1  # + /models discovery
+
+
+def test_a_started_reply_is_continued_over_the_wire(target_server, hf_target):
+    """An assistant prefill travels as vLLM's ``continue_final_message`` and is continued, not answered anew."""
+    remote = load_backend(f"openai:{target_server}")
+    chats = [with_prefill(c, "<threat>Zebra crossing") for c in _chats(2)]
+    params = SamplingParams(max_new_tokens=6)
+    assert remote.generate(chats, params) == hf_target.generate(chats, params)
+    wire, local, fresh = (b.next_token_logprobs(c, 3) for b, c in
+                          ((remote, chats), (hf_target, chats), (hf_target, _chats(2))))
+    for w, loc, f in zip(wire, local, fresh):
+        assert w.keys() == loc.keys() and all(abs(w[t] - loc[t]) < 1e-4 for t in w)
+        assert w != f  # the prefill changed what comes next
 
 
 def test_agenerate_inside_running_loop(target_server):

@@ -114,6 +114,11 @@ def test_user_defence_by_path_and_option_errors():
         check_defence("vlmguard", {"rewriter": "hg:/x"}, "cfg")
     with pytest.raises(VLMGuardError, match="needs `rewriter"):
         defence_class("vlmguard")(BackendPool())
+    # option values are checked before any model loads (the rewriter path does not exist)
+    with pytest.raises(VLMGuardError, match=r"cfg: defence 'vlmguard': threat_threshold 2"):
+        check_defence("vlmguard", {"rewriter": "hf:/nowhere", "threat_threshold": 2}, "cfg")
+    with pytest.raises(VLMGuardError, match=r"cfg: defence 'vlmguard': fallback 'orignal'"):
+        check_defence("vlmguard", {"rewriter": "hf:/nowhere", "fallback": "orignal"}, "cfg")
 
 
 def test_defences_on_the_tiny_target_over_http(target_server, example_png):

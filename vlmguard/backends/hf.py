@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
-from ..chat import Chat, to_processor
+from ..chat import Chat, prefill, to_processor
 from ..errors import VLMGuardError
 from .base import Backend, OnError, SamplingParams, add_logprob
 
@@ -217,8 +217,9 @@ class HFBackend(Backend):
         self.stats["failed"] += n
 
     def _prompt(self, chat: Chat) -> tuple[str, list]:
-        """The chat through the model's template. Text that spells one of the tokenizer's special tokens is
-        defused first, so message content never tokenizes into control tokens (framing safety)."""
+        """The chat through the model's template (a prefilled reply continued, see :data:`~vlmguard.chat.PREFIX`).
+        Text that spells one of the tokenizer's special tokens is defused first, so message content never
+        tokenizes into control tokens (framing safety)."""
         from ..guard import defuse
 
         messages, images = to_processor(chat)
@@ -231,7 +232,9 @@ class HFBackend(Backend):
             images = []
         if not self.vision:  # text-only templates expect plain string content
             messages = [{**m, "content": "".join(p["text"] for p in m["content"])} for m in messages]
-        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        started = prefill(chat) is not None
+        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=not started,
+                                                  continue_final_message=started)
         return text, images
 
     def _special_tokens(self) -> list[str]:

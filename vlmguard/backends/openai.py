@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Sequence
 
 import httpx
 
-from ..chat import Chat, to_openai
+from ..chat import Chat, prefill, to_openai
 from ..errors import VLMGuardError
 from .base import Backend, OnError, SamplingParams, add_logprob, run_sync
 
@@ -212,6 +212,8 @@ class OpenAIBackend(Backend):
             body["seed"] = params.seed + i
         if params.stop:
             body["stop"] = list(params.stop)
+        if prefill(chat) is not None:  # vLLM's and SGLang's extension: continue the final assistant message
+            body.update(add_generation_prompt=False, continue_final_message=True)
         return body
 
     async def _complete(self, client: httpx.AsyncClient, chat: Chat, params: SamplingParams, i: int) -> str:

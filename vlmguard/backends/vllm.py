@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..chat import Chat, image_of, images, parts
+from ..chat import Chat, image_of, images, parts, prefill
 from ..errors import VLMGuardError
 from ..images import load_image
 from .base import Backend, OnError, SamplingParams
@@ -46,9 +46,8 @@ class VLLMBackend(Backend):
         params = params or SamplingParams()
         sp = self._vllm.SamplingParams(max_tokens=params.max_new_tokens, temperature=max(params.temperature, 0.0),
                                        top_p=params.top_p, seed=params.seed, stop=list(params.stop) or None)
-        messages = [_to_vllm(c) for c in chats]
         try:
-            outputs = self.llm.chat(messages, sp, use_tqdm=False)
+            outputs = self._chat(chats, sp)
         except (VLMGuardError, ValueError, RuntimeError) as e:
             # a problem with this batch's data (a prompt longer than max_model_len, an image vLLM rejects) fails
             # these chats; out of memory and programming errors (TypeError, KeyError, NotImplementedError, ...:
@@ -68,12 +67,26 @@ class VLLMBackend(Backend):
     def next_token_logprobs(self, chats: Sequence[Chat], top_k: int = 20,
                             on_error: OnError = "raise") -> list[dict[str, float] | None]:
         sp = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=top_k)
-        outputs = self.llm.chat([_to_vllm(c) for c in chats], sp, use_tqdm=False)
+        outputs = self._chat(chats, sp)
         out: list[dict[str, float] | None] = []
         for o in outputs:
             first = (o.outputs[0].logprobs or [{}])[0]
             out.append({lp.decoded_token or "": lp.logprob for lp in first.values()} or None)
         return out
+
+
+    def _chat(self, chats: Sequence[Chat], sp: Any) -> list[Any]:
+        """``LLM.chat`` over the chats in their order; prefilled replies (:data:`~vlmguard.chat.PREFIX`) continued,
+        in a call of their own (vLLM takes ``continue_final_message`` per call)."""
+        outputs: list[Any] = [None] * len(chats)
+        for started in (False, True):
+            idx = [i for i, c in enumerate(chats) if (prefill(c) is not None) == started]
+            if idx:
+                got = self.llm.chat([_to_vllm(chats[i]) for i in idx], sp, use_tqdm=False,
+                                    add_generation_prompt=not started, continue_final_message=started)
+                for i, o in zip(idx, got):
+                    outputs[i] = o
+        return outputs
 
 
 def _to_vllm(chat: Chat) -> list[dict[str, Any]]:

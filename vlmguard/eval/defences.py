@@ -43,6 +43,10 @@ class Defence(ABC):
     def __init__(self, backends: BackendPool) -> None:
         self.backends = backends
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Check the option values before anything loads (raise VLMGuardError); by default nothing to check."""
+
     @abstractmethod
     async def respond(self, target: Backend, chats: Sequence[Chat], params: SamplingParams) -> list[Response]:
         ...
@@ -150,22 +154,35 @@ class PlainRewrite(Defence):
 class VLMGuard(Defence):
     """The VLMGuard-R1 rewriter (``rewriter``: an SFT or GRPO checkpoint, any backend spec): it reasons about
     the threat, reconstructs the intent and writes the refined prompt that the target answers. ``fallback``:
-    what the target gets when the rewrite has no usable ``<prompt>`` (``original``, ``safe-prefix``, ``refuse``)."""
+    what the target gets when the rewrite has no usable ``<prompt>`` (``original``, ``safe-prefix``, ``refuse``);
+    ``threat_threshold``: decide the threat from the rewriter's probabilities (:class:`~vlmguard.guard.GuardConfig`)."""
 
     name = "vlmguard"
     specs = ("rewriter",)
 
     def __init__(self, backends: BackendPool, rewriter: str | None = None, fallback: str = "original",
-                 max_new_tokens: int = 384, system: str | None = None) -> None:
+                 max_new_tokens: int = 384, system: str | None = None, threat_threshold: float | None = None) -> None:
         super().__init__(backends)
-        if not rewriter:
-            raise VLMGuardError(f"defence {self.name!r} needs `rewriter: <backend spec>` (an SFT/GRPO checkpoint)")
-        if fallback not in ("original", "safe-prefix", "refuse"):
-            raise VLMGuardError(f"defence {self.name!r}: fallback {fallback!r}; use original, safe-prefix or refuse")
+        config = self._config(rewriter, fallback, max_new_tokens, system, threat_threshold)
         # the product's own guard path (vlmguard.guard), so what is measured is what users run
-        self.guard = Guard(backends.get(rewriter), None, GuardConfig(
-            fallback=fallback, rewrite=SamplingParams(max_new_tokens=max_new_tokens),
-            system=load_prompt(system) if system else None))
+        self.guard = Guard(backends.get(rewriter), None, config)
+
+    @classmethod
+    def _config(cls, rewriter: str | None = None, fallback: str = "original", max_new_tokens: int = 384,
+                system: str | None = None, threat_threshold: float | None = None) -> GuardConfig:
+        if not rewriter:
+            raise VLMGuardError(f"defence {cls.name!r} needs `rewriter: <backend spec>` (an SFT/GRPO checkpoint)")
+        if fallback not in ("original", "safe-prefix", "refuse"):
+            raise VLMGuardError(f"defence {cls.name!r}: fallback {fallback!r}; use original, safe-prefix or refuse")
+        try:
+            return GuardConfig(fallback=fallback, rewrite=SamplingParams(max_new_tokens=max_new_tokens),
+                               system=load_prompt(system) if system else None, threat_threshold=threat_threshold)
+        except VLMGuardError as e:
+            raise VLMGuardError(f"defence {cls.name!r}: {e}") from None
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        cls._config(**options)
 
     async def respond(self, target, chats, params):
         results = await self.guard.arun(chats, params, "none", target=target)
@@ -204,5 +221,9 @@ def check_defence(kind: str, options: dict[str, Any], where: str) -> type[Defenc
         valid = [p for p in params if p not in ("self", "backends")]
         raise VLMGuardError(f"{where}: unknown option(s) {', '.join(unknown)} for defence {kind!r}; "
                             f"valid: {', '.join(valid) or '(none)'}")
+    try:
+        cls.check_options(options)
+    except VLMGuardError as e:
+        raise VLMGuardError(f"{where}: {e}") from None
     resolve_specs(*(options.get(s) for s in cls.specs))
     return cls
