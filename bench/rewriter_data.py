@@ -15,6 +15,7 @@ Arguments after ``--`` go to ``vlmguard sft`` (e.g. ``-- --lora_target_modules a
 Needs ``make models``; ~12 min per share of 25 steps on 2 cores (SFT ≈ 25 s/step, ≈ 2 min per measured rewriter).
 Usage: .venv/bin/python bench/rewriter_data.py [--shares 0.25,0.5,1] [--steps 25] [--every K] [--decision] [--seed 0] [--out DIR]
        [--threat-label] [-- SFT ARGS]
+       .venv/bin/python bench/rewriter_data.py --rewriter OUTPUT_DIR --decision --out DIR   (measure one, no training)
 """
 from __future__ import annotations
 
@@ -80,6 +81,19 @@ def decision(row: dict, spec: str, splits, evalset: Path) -> None:
     row["τ (chosen on train)"] = t
 
 
+def measure(row: dict, rewriter: Path, splits, evalset: Path, with_decision: bool) -> None:
+    """Fill ``row`` (what an earlier run measured stays) with the rewriter's greedy counts per split and, with
+    ``with_decision``, its threat AUROC and the threshold chosen on the train split."""
+    if not all(split in row for split, _ in splits):
+        guard = Guard(f"hf:{rewriter}?batch_size=32", config=GuardConfig(rewrite=SamplingParams(max_new_tokens=128)))
+        for split, items in splits:
+            row[split] = counts(items, guard.rewrite([user_chat(it["instruction"], str(evalset / it["image"]))
+                                                     for it in items]))
+        guard.close()
+    if with_decision and "τ (chosen on train)" not in row:
+        decision(row, f"hf:{rewriter}?batch_size=16", splits, evalset)
+
+
 def labelled(record: dict) -> dict:
     """A harmful record whose target's threat opens with "Harmful (category): " (benign ones open with "None")."""
     if record["sample"].get("label") != "harmful":
@@ -100,6 +114,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--evalset", default="outputs/demo/evalset")
     ap.add_argument("--out", default="outputs/bench_rewriter_data")
+    ap.add_argument("--rewriter", help="measure this trained rewriter (an SFT/GRPO output folder or checkpoint) "
+                                       "instead of training one; its train split is every train family")
     ap.add_argument("--threat-label", action="store_true",
                     help='open every harmful target\'s <threat> with one decision token: "Harmful (category): ..."')
     argv = sys.argv[1:]
@@ -120,7 +136,19 @@ def main() -> None:
     random.Random(args.seed).shuffle(names)
     results: list[dict] = []  # a checkpoint measured by an earlier run (results.json) is not measured again
     earlier = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else []
-    measured = {(r["share"], r.get("steps", args.steps)): r for r in earlier}
+    measured = {(r["share"], r.get("steps", args.steps)): r for r in earlier if "rewriter" not in r}
+    others = [r for r in earlier if "rewriter" in r]  # rows of --rewriter runs: kept as they are
+    if args.rewriter:  # a rewriter trained elsewhere (e.g. GRPO from a checkpoint here), on the whole train split
+        row = {"rewriter": args.rewriter, "share": 1.0, "families": len(names), "steps": 0,
+               **next((r for r in earlier if r.get("rewriter") == args.rewriter), {})}
+        seen = [r for r in train if r["id"] in kept]
+        measure(row, Path(args.rewriter), (("held-out", heldout), ("train, seen", seen)), evalset, args.decision)
+        row["records"] = len(seen)
+        results = [r for r in earlier if r.get("rewriter") != args.rewriter] + [row]
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+        print(json.dumps(row))
+        return
     for share in (float(s) for s in args.shares.split(",")):
         chosen = set(names[:max(1, math.ceil(share * len(names)))])
         ids = {r["id"] for r in train if r["family"] in chosen and r["id"] in kept}
@@ -137,19 +165,11 @@ def main() -> None:
             checkpoint = rewriter / f"checkpoint-{step}"
             row = {"share": share, "families": len(chosen), "records": len(ids), "steps": step,
                    **measured.get((share, step), {})}
-            splits = (("held-out", heldout), ("train, seen", [r for r in train if r["family"] in chosen]))
-            if not all(split in row for split, _ in splits):
-                guard = Guard(f"hf:{checkpoint}?batch_size=32",
-                              config=GuardConfig(rewrite=SamplingParams(max_new_tokens=128)))
-                for split, items in splits:
-                    done = guard.rewrite([user_chat(it["instruction"], str(evalset / it["image"])) for it in items])
-                    row[split] = counts(items, done)
-                guard.close()
-            if args.decision and "τ (chosen on train)" not in row:
-                decision(row, f"hf:{checkpoint}?batch_size=16", splits, evalset)
+            measure(row, checkpoint, (("held-out", heldout), ("train, seen", [r for r in train if r["family"] in chosen])),
+                    evalset, args.decision)
             measured[(share, step)] = row
             results = sorted(measured.values(), key=lambda r: (r["share"], r["steps"]))
-            (out / "results.json").write_text(json.dumps(results, indent=1))
+            (out / "results.json").write_text(json.dumps(results + others, indent=1))
             print(json.dumps(row))
     cols = ["harmful threat", "harmful changed", "benign threat", "benign changed"]
     if args.decision:
