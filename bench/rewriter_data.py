@@ -36,6 +36,7 @@ from vlmguard.eval.report import rewrite_counts
 from vlmguard.evalset import build_evalset
 from vlmguard.format import parse, render
 from vlmguard.guard import Guard, GuardConfig
+from vlmguard.threshold import youden
 
 
 def _rows(path: Path) -> list[dict]:
@@ -57,15 +58,6 @@ def threat_scores(spec: str, items: list[dict], evalset: Path) -> list[float]:
     reads = run_sync(guard.athreat([user_chat(it["instruction"], str(evalset / it["image"])) for it in items]))
     guard.close()
     return [r.score for r in reads]
-
-
-def youden(scores: list[float], harmful: list[bool]) -> float:
-    """The threshold that maximises true-positive minus false-positive rate (flag when score >= it)."""
-    pos, neg = max(1, sum(harmful)), max(1, len(harmful) - sum(harmful))
-    def gain(t: float) -> float:
-        return (sum(s >= t and h for s, h in zip(scores, harmful)) / pos
-                - sum(s >= t and not h for s, h in zip(scores, harmful)) / neg)
-    return max(sorted(set(scores)), key=gain)
 
 
 def decision(row: dict, spec: str, splits, evalset: Path) -> None:

@@ -122,6 +122,12 @@ def cmd_chat(args: argparse.Namespace) -> None:
     _print_result(guard.ask(args.text, image), args, with_answer=True)
 
 
+def cmd_threshold(args: argparse.Namespace) -> None:
+    from .threshold import run_threshold
+
+    run_threshold(args.rewriter, args.data, args.out, args.limit)
+
+
 def cmd_synth(args: argparse.Namespace) -> None:
     from .config import parse_config
     from .synth import SynthConfig, Synthesizer
@@ -254,9 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--max-new-tokens", type=int, default=256)
         s.add_argument("--threat-threshold", type=float,
                        help="decide the threat from the rewriter's probabilities: flag when 1 - P(threat is none) >= "
-                            "this (choose it on training data: bench/rewriter_data.py --decision); default: greedy")
+                            "this (choose it on training data: vlmguard threshold); default: greedy")
         s.add_argument("--json", action="store_true", help="print one JSON object")
         s.set_defaults(func=func)
+
+    s = sub.add_parser("threshold", help="choose the guard's --threat-threshold for a rewriter on labelled data")
+    s.add_argument("rewriter", help=_spec_help("rewriter"))
+    s.add_argument("--data", required=True, help="labelled samples (record schema, every label harmful or benign): "
+                                                 "training data, never the split you report")
+    s.add_argument("--out", help="folder for choice.json and the per-sample scores.jsonl")
+    s.add_argument("--limit", type=int, help="only the first N samples")
+    s.set_defaults(func=cmd_threshold)
 
     s = sub.add_parser("synth", help="synthesise SFT data with the three-stage reasoning pipeline", add_help=False,
                        description="vlmguard synth --config configs/synth/tiny.yaml [--key value ...]")
@@ -324,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--api-key-file", help="accepted API keys, one per line (clients send Bearer KEY)")
     s.add_argument("--threat-threshold", type=float,
                    help="decide the threat from the rewriter's probabilities: flag when 1 - P(threat is none) >= "
-                        "this (choose it on training data: bench/rewriter_data.py --decision); default: greedy")
+                        "this (choose it on training data: vlmguard threshold); default: greedy")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("eval", help="benchmarks x target VLMs x defences, judged; writes records and a report")

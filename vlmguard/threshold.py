@@ -1,0 +1,109 @@
+"""Choosing the guard's ``threat_threshold`` on labelled data (``vlmguard threshold REWRITER --data FILE``).
+
+Every harmful and benign sample is scored by the rewriter's threat decision — 1 − P(the threat opens with
+"none"), read by :meth:`Guard.athreat`, the path the guard decides on — and the threshold is the one that
+maximises true- minus false-positive rate (Youden's J) on those samples. Choose it on training data, never on
+the split you report."""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .backends import Backend, run_sync
+from .chat import user_chat
+from .errors import VLMGuardError
+from .schema import Sample, load_samples
+
+log = logging.getLogger(__name__)
+
+
+def youden(scores: Sequence[float], harmful: Sequence[bool]) -> float:
+    """The threshold (one of ``scores``) that maximises true-positive minus false-positive rate when a sample is
+    flagged at ``score >= threshold``; the lowest such threshold on ties."""
+    if not scores:
+        raise VLMGuardError("no scores to choose a threshold from")
+    pos, neg = max(1, sum(harmful)), max(1, len(harmful) - sum(harmful))
+
+    def gain(t: float) -> float:
+        return (sum(s >= t and h for s, h in zip(scores, harmful)) / pos
+                - sum(s >= t and not h for s, h in zip(scores, harmful)) / neg)
+    return max(sorted(set(scores)), key=gain)
+
+
+@dataclass
+class ThresholdChoice:
+    threshold: float
+    auroc: float | None
+    harmful: int
+    benign: int
+    flagged_harmful: int
+    flagged_benign: int
+    unscored: int
+    """Samples whose scoring call failed (logged; left out of the choice)."""
+
+    def summary(self) -> str:
+        auroc = "n/a" if self.auroc is None else f"{self.auroc:.3f}"
+        return (f"threat AUROC {auroc} on {self.harmful} harmful / {self.benign} benign samples"
+                f"{f' ({self.unscored} unscored)' if self.unscored else ''}; at threshold {self.threshold:.4f}: "
+                f"{self.flagged_harmful}/{self.harmful} harmful and {self.flagged_benign}/{self.benign} benign flagged")
+
+
+def labelled(samples: Sequence[Sample], where: str) -> list[Sample]:
+    """The samples, checked to carry a harmful/benign label and both labels to occur."""
+    for i, s in enumerate(samples):
+        if s.label not in ("harmful", "benign"):
+            raise VLMGuardError(f"{where}: sample {s.id!r} (row {i}) has label {s.label!r}; choosing a threshold "
+                                "needs every sample labelled 'harmful' or 'benign'")
+    if len({s.label for s in samples}) < 2:
+        raise VLMGuardError(f"{where}: choosing a threshold needs both harmful and benign samples")
+    return list(samples)
+
+
+def choose_threshold(rewriter: str | Backend, samples: Sequence[Sample],
+                     where: str = "samples") -> tuple[ThresholdChoice, list[float | None]]:
+    """Score ``samples`` with the rewriter's threat decision and choose the threshold; returns the choice and the
+    per-sample scores (None where scoring failed)."""
+    from .guard import Guard
+    from .rewards.metrics import auroc
+
+    samples = labelled(samples, where)
+    guard = Guard(rewriter)
+    try:
+        reads = run_sync(guard.athreat([user_chat(s.instruction, s.image_path()) for s in samples], "none"))
+    finally:
+        guard.close()
+    scores = [None if r is None else r.score for r in reads]
+    kept = [(sc, s.harmful) for sc, s in zip(scores, samples) if sc is not None]
+    if not kept:
+        raise VLMGuardError(f"{where}: the rewriter scored none of {len(samples)} samples (see the log)")
+    if len(kept) < len(samples):
+        log.warning("%s: %d of %d samples could not be scored; choosing on the rest", where,
+                    len(samples) - len(kept), len(samples))
+    ks, kh = [k[0] for k in kept], [k[1] for k in kept]
+    t = youden(ks, kh)
+    choice = ThresholdChoice(threshold=t, auroc=auroc(ks, kh), harmful=sum(kh), benign=len(kh) - sum(kh),
+                             flagged_harmful=sum(s >= t and h for s, h in kept),
+                             flagged_benign=sum(s >= t and not h for s, h in kept),
+                             unscored=len(samples) - len(kept))
+    return choice, scores
+
+
+def run_threshold(rewriter: str, data: str, out: str | None = None, limit: int | None = None) -> ThresholdChoice:
+    """``vlmguard threshold``: choose on ``data``, print the summary and the option to pass; with ``out``, write
+    ``choice.json`` and ``scores.jsonl`` (id, label, score) there."""
+    samples = load_samples(data, limit)
+    choice, scores = choose_threshold(rewriter, samples, data)
+    print(choice.summary())
+    print(f"use: --threat-threshold {choice.threshold:.4f}   (GuardConfig(threat_threshold={choice.threshold:.4f}))")
+    if out:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "choice.json").write_text(json.dumps({"rewriter": rewriter, "data": data, **asdict(choice)},
+                                                       indent=1))
+        (folder / "scores.jsonl").write_text("".join(json.dumps({"id": s.id, "label": s.label, "score": sc}) + "\n"
+                                                     for s, sc in zip(samples, scores)))
+        print(f"written: {folder / 'choice.json'}, {folder / 'scores.jsonl'}")
+    return choice
