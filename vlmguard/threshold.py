@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from .backends import Backend, run_sync
 from .chat import user_chat
 from .errors import VLMGuardError
@@ -62,17 +64,21 @@ def labelled(samples: Sequence[Sample], where: str) -> list[Sample]:
     return list(samples)
 
 
-def choose_threshold(rewriter: str | Backend, samples: Sequence[Sample],
-                     where: str = "samples") -> tuple[ThresholdChoice, list[float | None]]:
+def choose_threshold(rewriter: str | Backend, samples: Sequence[Sample], where: str = "samples",
+                     progress: bool = True, chunk: int = 32) -> tuple[ThresholdChoice, list[float | None]]:
     """Score ``samples`` with the rewriter's threat decision and choose the threshold; returns the choice and the
     per-sample scores (None where scoring failed)."""
     from .guard import Guard
     from .rewards.metrics import auroc
 
     samples = labelled(samples, where)
-    guard = Guard(rewriter)
+    guard, reads = Guard(rewriter), []
     try:
-        reads = run_sync(guard.athreat([user_chat(s.instruction, s.image_path()) for s in samples], "none"))
+        with tqdm(total=len(samples), desc="threat scores", unit="sample", disable=not progress) as bar:
+            for i in range(0, len(samples), chunk):
+                part = samples[i:i + chunk]
+                reads += run_sync(guard.athreat([user_chat(s.instruction, s.image_path()) for s in part], "none"))
+                bar.update(len(part))
     finally:
         guard.close()
     scores = [None if r is None else r.score for r in reads]
