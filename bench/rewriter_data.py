@@ -29,14 +29,15 @@ from pathlib import Path
 from vlmguard.rewards.metrics import auroc
 from vlmguard.sft import main as sft_main
 
-from vlmguard.backends import SamplingParams, run_sync
+from vlmguard.backends import SamplingParams
 from vlmguard.chat import user_chat
 from vlmguard.demo import REFERENCE, _sft_data
 from vlmguard.eval.report import rewrite_counts
 from vlmguard.evalset import build_evalset
 from vlmguard.format import parse, render
 from vlmguard.guard import Guard, GuardConfig
-from vlmguard.threshold import youden
+from vlmguard.schema import Sample
+from vlmguard.threshold import threat_scores, youden
 
 
 def _rows(path: Path) -> list[dict]:
@@ -50,19 +51,20 @@ def counts(items: list[dict], results: list) -> dict[str, str]:
             for label in ("harmful", "benign") for what in ("threat", "changed")}
 
 
-def threat_scores(spec: str, items: list[dict], evalset: Path) -> list[float]:
-    """The rewriter's threat decision per item, whatever greedy decoding picks: 1 − P(the threat opens with
-    "none"), read by the guard's own path (``Guard.athreat``: one forward pass with the reply started at
-    ``<threat>``), so a threshold chosen on these scores means in ``threat_threshold`` what it meant here."""
-    guard = Guard(spec)
-    reads = run_sync(guard.athreat([user_chat(it["instruction"], str(evalset / it["image"])) for it in items]))
-    guard.close()
-    return [r.score for r in reads]
+def scores_of(spec: str, items: list[dict], evalset: Path) -> list[float]:
+    """The rewriter's threat score per eval-set item (``vlmguard.threshold.threat_scores``: the guard's own path, so
+    a threshold chosen on these scores means in ``threat_threshold`` what it meant here)."""
+    samples = [Sample(id=it["id"], image=str(evalset / it["image"]), instruction=it["instruction"],
+                      label=it["label"]) for it in items]
+    scores = threat_scores(spec, samples)
+    if None in scores:
+        raise SystemExit(f"{spec}: {scores.count(None)} of {len(scores)} items could not be scored (see the log)")
+    return scores
 
 
 def decision(row: dict, spec: str, splits, evalset: Path) -> None:
     """Threat AUROC per split, and the harmful / benign items flagged at the threshold chosen on the train split."""
-    scored = {split: (threat_scores(spec, items, evalset), [it["label"] == "harmful" for it in items])
+    scored = {split: (scores_of(spec, items, evalset), [it["label"] == "harmful" for it in items])
               for split, items in splits}
     t = youden(*scored["train, seen"])
     for split, (scores, harmful) in scored.items():
@@ -157,8 +159,8 @@ def main() -> None:
             checkpoint = rewriter / f"checkpoint-{step}"
             row = {"share": share, "families": len(chosen), "records": len(ids), "steps": step,
                    **measured.get((share, step), {})}
-            measure(row, checkpoint, (("held-out", heldout), ("train, seen", [r for r in train if r["family"] in chosen])),
-                    evalset, args.decision)
+            seen = [r for r in train if r["family"] in chosen]
+            measure(row, checkpoint, (("held-out", heldout), ("train, seen", seen)), evalset, args.decision)
             measured[(share, step)] = row
             results = sorted(measured.values(), key=lambda r: (r["share"], r["steps"]))
             (out / "results.json").write_text(json.dumps(results + others, indent=1))

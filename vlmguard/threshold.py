@@ -64,14 +64,12 @@ def labelled(samples: Sequence[Sample], where: str) -> list[Sample]:
     return list(samples)
 
 
-def choose_threshold(rewriter: str | Backend, samples: Sequence[Sample], where: str = "samples",
-                     progress: bool = True, chunk: int = 32) -> tuple[ThresholdChoice, list[float | None]]:
-    """Score ``samples`` with the rewriter's threat decision and choose the threshold; returns the choice and the
-    per-sample scores (None where scoring failed)."""
+def threat_scores(rewriter: str | Backend, samples: Sequence[Sample], progress: bool = True,
+                  chunk: int = 32) -> list[float | None]:
+    """1 − P(the threat opens with "none") per sample, read by the guard's own path (None where the call failed,
+    logged by the backend)."""
     from .guard import Guard
-    from .rewards.metrics import auroc
 
-    samples = labelled(samples, where)
     guard, reads = Guard(rewriter), []
     try:
         with tqdm(total=len(samples), desc="threat scores", unit="sample", disable=not progress) as bar:
@@ -81,7 +79,17 @@ def choose_threshold(rewriter: str | Backend, samples: Sequence[Sample], where: 
                 bar.update(len(part))
     finally:
         guard.close()
-    scores = [None if r is None else r.score for r in reads]
+    return [None if r is None else r.score for r in reads]
+
+
+def choose_threshold(rewriter: str | Backend, samples: Sequence[Sample], where: str = "samples",
+                     progress: bool = True, chunk: int = 32) -> tuple[ThresholdChoice, list[float | None]]:
+    """Score ``samples`` with the rewriter's threat decision and choose the threshold; returns the choice and the
+    per-sample scores (None where scoring failed)."""
+    from .rewards.metrics import auroc
+
+    samples = labelled(samples, where)
+    scores = threat_scores(rewriter, samples, progress, chunk)
     kept = [(sc, s.harmful) for sc, s in zip(scores, samples) if sc is not None]
     if not kept:
         raise VLMGuardError(f"{where}: the rewriter scored none of {len(samples)} samples (see the log)")
