@@ -270,6 +270,29 @@ def test_card_with_hub_base_model_and_template_default(tmp_path, runs):
     assert own.startswith("<|im_start|>system\nmine<|im_end|>")
 
 
+def test_export_carries_the_recorded_threshold(runs, tmp_path):
+    """A threshold `vlmguard threshold --save` recorded travels with the export: the file, the card's section with
+    the number, and `threat_threshold: auto` on the exported folder."""
+    from vlmguard.threshold import THRESHOLD_FILE, ThresholdChoice, record_threshold
+
+    source = tmp_path / "full"
+    shutil.copytree(runs["full"], source)
+    choice = ThresholdChoice(threshold=0.4609, auroc=0.962, harmful=93, benign=102, flagged_harmful=82,
+                             flagged_benign=6, unscored=0)
+    record_threshold(str(source), choice, "data/train.jsonl")
+    export(ExportOptions(str(source), REPO, dry_run=str(tmp_path / "out")))
+    out = tmp_path / "out"
+    assert json.loads((out / THRESHOLD_FILE).read_text())["threat_threshold"] == 0.4609
+    card = (out / "README.md").read_text()
+    assert "## Threat decision" in card and "**0.4609**" in card and "`data/train.jsonl` (threat AUROC there 0.962)" in card
+    assert "--threat-threshold 0.4609" in card
+    assert GuardConfig(threat_threshold="auto").resolved(f"hf:{out}").threat_threshold == 0.4609
+    (source / THRESHOLD_FILE).unlink()
+    export(ExportOptions(str(source), REPO, dry_run=str(tmp_path / "plain")))
+    assert not (tmp_path / "plain" / THRESHOLD_FILE).exists()
+    assert "Threat decision" not in (tmp_path / "plain" / "README.md").read_text()
+
+
 class LocalHub:
     """The Hub's HTTP endpoints a push uses, on loopback: repo creation, branch, file tree, README metadata check,
     preupload (every file "regular", so contents travel inside the commit) and commit. Records every request."""

@@ -83,3 +83,42 @@ def test_cli_threshold_means_in_the_guard_what_it_meant_here(tiny_models, tmp_pa
     results = guard.rewrite([user_chat(s.instruction, s.image_path()) for s in samples])
     assert [r.threat_score for r in results] == pytest.approx([s["score"] for s in scored], abs=1e-4)
     assert guard.stats["threats_flagged"] == choice["flagged_harmful"] + choice["flagged_benign"]
+
+
+def test_save_records_the_choice_where_auto_finds_it(tiny_models, tmp_path, capsys):
+    """`--save` writes the choice into the rewriter's folder; `threat_threshold: auto` (Guard, eval defence, CLI)
+    decides at exactly that threshold; a folder without one, a malformed record and a remote rewriter are clear
+    errors (the remote one before any scoring)."""
+    import shutil
+
+    from vlmguard.backends import BackendPool
+    from vlmguard.eval.defences import VLMGuard
+    from vlmguard.threshold import THRESHOLD_FILE
+
+    folder = tmp_path / "rewriter"
+    shutil.copytree(tiny_models["rewriter"], folder)
+    spec = f"hf:{folder}?batch_size=8"
+    with pytest.raises(VLMGuardError, match="no recorded threshold.*vlmguard threshold .* --data TRAIN.jsonl --save"):
+        Guard(spec, None, GuardConfig(threat_threshold="auto"))
+    assert main(["threshold", spec, "--data", str(tiny_models["samples"]), "--limit", "12", "--save"]) in (0, None)
+    record = json.loads((folder / THRESHOLD_FILE).read_text())
+    assert f"--threat-threshold {record['threat_threshold']:.4f}" in capsys.readouterr().out
+    assert record["data"] == str(tiny_models["samples"]) and record["harmful"] + record["benign"] == 12
+    guard = Guard(spec, None, GuardConfig(threat_threshold="auto", rewrite=SamplingParams(max_new_tokens=4)))
+    assert guard.config.threat_threshold == record["threat_threshold"]
+    samples = load_samples(tiny_models["samples"], 12)
+    guard.rewrite([user_chat(s.instruction, s.image_path()) for s in samples])
+    assert guard.stats["threats_flagged"] == record["flagged_harmful"] + record["flagged_benign"]
+    defence = VLMGuard(BackendPool(), rewriter=spec, threat_threshold="auto")
+    assert defence.guard.config.threat_threshold == record["threat_threshold"]
+    assert main(["rewrite", "--rewriter", str(spec), "--threat-threshold", "auto", "--text", "hello",
+                 "--max-new-tokens", "4", "--json"]) in (0, None)
+    assert 0 <= json.loads(capsys.readouterr().out.splitlines()[-1])["threat_score"] <= 1
+
+    (folder / THRESHOLD_FILE).write_text('{"threat_threshold": 1.5}')
+    with pytest.raises(VLMGuardError, match=f"{THRESHOLD_FILE} is malformed .*not a probability"):
+        VLMGuard.check_options({"rewriter": spec, "threat_threshold": "auto"})
+    assert main(["threshold", "openai:http://127.0.0.1:9/v1?model=x", "--data", "/nonexistent.jsonl", "--save"]) == 1
+    assert "is not a local model folder" in capsys.readouterr().err
+    with pytest.raises(VLMGuardError, match="give a probability between 0 and 1, auto"):
+        GuardConfig(threat_threshold="high")

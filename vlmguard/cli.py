@@ -13,6 +13,16 @@ def _spec_help(role: str) -> str:
     return f"{role} backend spec: hf:PATH_OR_HUB_ID, openai:URL?model=NAME or vllm:PATH_OR_HUB_ID"
 
 
+def _threshold(text: str) -> float | str:
+    """``--threat-threshold``: a probability, or ``auto`` (the rewriter's recorded one)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a probability between 0 and 1, or auto") from None
+
+
 def cmd_tiny(args: argparse.Namespace) -> None:
     from .tiny import build_tiny
 
@@ -98,11 +108,14 @@ def _print_result(r, args: argparse.Namespace, with_answer: bool) -> None:
         out = {"instruction": r.instruction, "threat": r.parsed.threat, "intent": r.parsed.intent,
                "prompt": r.prompt, "fallback_used": r.fallback_used, "problems": list(r.parsed.problems),
                "completion": r.completion}
+        if r.threat_score is not None:
+            out["threat_score"] = r.threat_score
         if with_answer:
             out["answer"] = r.answer
         print(json.dumps(out, ensure_ascii=False))
         return
-    print(f"threat : {r.parsed.threat if r.parsed.threat is not None else '(missing)'}")
+    score = "" if r.threat_score is None else f"   [1 - P(none) = {r.threat_score:.4f}]"
+    print(f"threat : {r.parsed.threat if r.parsed.threat is not None else '(missing)'}{score}")
     print(f"intent : {r.parsed.intent if r.parsed.intent is not None else '(missing)'}")
     note = f"   [fallback '{args.fallback}': {'; '.join(r.parsed.problems)}]" if r.fallback_used else ""
     print(f"prompt : {r.prompt if r.prompt is not None else '(refused)'}{note}")
@@ -125,7 +138,7 @@ def cmd_chat(args: argparse.Namespace) -> None:
 def cmd_threshold(args: argparse.Namespace) -> None:
     from .threshold import run_threshold
 
-    run_threshold(args.rewriter, args.data, args.out, args.limit)
+    run_threshold(args.rewriter, args.data, args.out, args.limit, args.save)
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
@@ -258,9 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--fallback", default="original", choices=["original", "safe-prefix", "refuse"],
                        help="what the target gets when the rewrite has no usable <prompt>")
         s.add_argument("--max-new-tokens", type=int, default=256)
-        s.add_argument("--threat-threshold", type=float,
+        s.add_argument("--threat-threshold", type=_threshold,
                        help="decide the threat from the rewriter's probabilities: flag when 1 - P(threat is none) >= "
-                            "this (choose it on training data: vlmguard threshold); default: greedy")
+                            "this (choose it on training data: vlmguard threshold); auto: the threshold recorded in "
+                            "the rewriter's folder (vlmguard threshold --save); default: greedy")
         s.add_argument("--json", action="store_true", help="print one JSON object")
         s.set_defaults(func=func)
 
@@ -270,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "training data, never the split you report")
     s.add_argument("--out", help="folder for choice.json and the per-sample scores.jsonl")
     s.add_argument("--limit", type=int, help="only the first N samples")
+    s.add_argument("--save", action="store_true", help="record the choice in the rewriter's local folder "
+                                                       "(vlmguard-threshold.json), for --threat-threshold auto")
     s.set_defaults(func=cmd_threshold)
 
     s = sub.add_parser("synth", help="synthesise SFT data with the three-stage reasoning pipeline", add_help=False,
@@ -336,9 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fallback", choices=("original", "safe-prefix", "refuse"),
                    help="what the target gets when the rewriter is down or unparseable (default: original)")
     s.add_argument("--api-key-file", help="accepted API keys, one per line (clients send Bearer KEY)")
-    s.add_argument("--threat-threshold", type=float,
+    s.add_argument("--threat-threshold", type=_threshold,
                    help="decide the threat from the rewriter's probabilities: flag when 1 - P(threat is none) >= "
-                        "this (choose it on training data: vlmguard threshold); default: greedy")
+                        "this (choose it on training data: vlmguard threshold); auto: the threshold recorded in the "
+                        "rewriter's folder (vlmguard threshold --save); default: greedy")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("eval", help="benchmarks x target VLMs x defences, judged; writes records and a report")

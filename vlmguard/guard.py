@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 from .backends import Backend, OnError, SamplingParams, load_backend, resolve_specs, run_sync
@@ -118,18 +118,29 @@ class GuardConfig:
     """Sampling for the target when the Guard is used directly (``run``); ``generate`` takes the caller's."""
     system: str | None = None
     """Rewriter system prompt (text); default: the bundled ``rewriter_system`` template."""
-    threat_threshold: float | None = None
+    threat_threshold: float | str | None = None
     """Decide whether there is a threat from the rewriter's probabilities instead of greedy decoding: its reply is
     started at ``<threat>``, the next token's distribution read (:class:`ThreatRead`), and the reply started with
     the most likely token of the decided side (a threat when ``1 − P(the threat opens "none") ≥ threshold``, else
-    "none") before the rewriter writes the rest. Choose it on training data (``bench/rewriter_data.py
-    --decision``). Needs a backend that returns next-token probabilities and continues a started reply (``hf``,
-    ``vllm``, ``openai`` against ``vllm serve`` or SGLang). None: greedy decoding decides."""
+    "none") before the rewriter writes the rest. Choose it on training data (``vlmguard threshold``); ``"auto"``:
+    the threshold ``vlmguard threshold --save`` recorded in the rewriter's folder. Needs a backend that returns
+    next-token probabilities and continues a started reply (``hf``, ``vllm``, ``openai`` against ``vllm serve`` or
+    SGLang). None: greedy decoding decides."""
 
     def __post_init__(self) -> None:
         t = self.threat_threshold
-        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1):
-            raise VLMGuardError(f"threat_threshold {t!r}: give a probability between 0 and 1 (or none for greedy)")
+        if t is not None and t != "auto" and (isinstance(t, bool) or not isinstance(t, (int, float))
+                                              or not 0 <= t <= 1):
+            raise VLMGuardError(f"threat_threshold {t!r}: give a probability between 0 and 1, auto (the one "
+                                "recorded in the rewriter's folder) or none (greedy)")
+
+    def resolved(self, rewriter: str) -> "GuardConfig":
+        """This config with ``threat_threshold: auto`` replaced by the threshold recorded for ``rewriter``."""
+        if self.threat_threshold != "auto":
+            return self
+        from .threshold import recorded_threshold
+
+        return replace(self, threat_threshold=recorded_threshold(rewriter))
 
 
 THREAT_OPEN = "<threat>"
@@ -189,9 +200,9 @@ class Guard(Backend):
                  config: GuardConfig | None = None) -> None:
         super().__init__()
         resolve_specs(rewriter, target)  # both specs checked before either model loads
+        self.config = (config or GuardConfig()).resolved(rewriter if isinstance(rewriter, str) else rewriter.spec)
         self.rewriter = load_backend(rewriter)
         self.target = load_backend(target) if target is not None else None
-        self.config = config or GuardConfig()
         self.spec = f"guard({self.rewriter.spec} -> {self.target.spec if self.target else 'none'})"
 
     @staticmethod

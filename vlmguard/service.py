@@ -45,9 +45,9 @@ class ServeConfig:
     fallback: str = "original"
     """What the target gets when the rewriter is down or writes no usable prompt: original, safe-prefix, refuse."""
     rewrite_max_new_tokens: int = 384
-    threat_threshold: float | None = None
-    """Decide the threat from the rewriter's probabilities at this threshold (``GuardConfig.threat_threshold``);
-    None: greedy decoding decides."""
+    threat_threshold: float | str | None = None
+    """Decide the threat from the rewriter's probabilities at this threshold (``GuardConfig.threat_threshold``;
+    ``auto``: the one recorded in the rewriter's folder); None: greedy decoding decides."""
     api_key_file: str | None = None
     """A file with one accepted API key per line; clients send ``Authorization: Bearer KEY``."""
     max_body_bytes: int | None = 20_000_000

@@ -3,7 +3,8 @@
 Every harmful and benign sample is scored by the rewriter's threat decision — 1 − P(the threat opens with
 "none"), read by :meth:`Guard.athreat`, the path the guard decides on — and the threshold is the one that
 maximises true- minus false-positive rate (Youden's J) on those samples. Choose it on training data, never on
-the split you report."""
+the split you report. ``--save`` records the choice in the rewriter's folder (``vlmguard-threshold.json``), where
+``threat_threshold: auto`` finds it and ``vlmguard export`` carries it to the published model."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .backends import Backend, run_sync
+from .backends import Backend, parse_spec, run_sync
 from .chat import user_chat
 from .errors import VLMGuardError
 from .schema import Sample, load_samples
@@ -105,9 +106,64 @@ def choose_threshold(rewriter: str | Backend, samples: Sequence[Sample], where: 
     return choice, scores
 
 
-def run_threshold(rewriter: str, data: str, out: str | None = None, limit: int | None = None) -> ThresholdChoice:
+THRESHOLD_FILE = "vlmguard-threshold.json"
+"""A threshold chosen for the rewriter whose folder holds it: ``{"threat_threshold": t, "data": ..., "auroc": ...}``."""
+
+
+def rewriter_folder(rewriter: str, where: str) -> Path:
+    """The local model folder a rewriter spec (or plain path) names; an error for anything else."""
+    try:
+        location = parse_spec(rewriter)[1]
+    except VLMGuardError:  # a plain path
+        location = rewriter
+    if not Path(location).is_dir():
+        raise VLMGuardError(f"{where}: {rewriter!r} is not a local model folder; a recorded threshold lives in the "
+                            "rewriter's folder (download a Hub rewriter first, or give the number its model card "
+                            "states)")
+    return Path(location)
+
+
+def record_threshold(rewriter: str, choice: ThresholdChoice, data: str) -> Path:
+    """Write ``choice`` into the rewriter's folder, where ``threat_threshold: auto`` reads it."""
+    path = rewriter_folder(rewriter, "--save") / THRESHOLD_FILE
+    path.write_text(json.dumps({"threat_threshold": choice.threshold, "data": data, **asdict(choice)}, indent=1))
+    return path
+
+
+def read_threshold_file(folder: str | Path) -> dict | None:
+    """The threshold recorded in a model folder (None: none recorded); malformed files are an error."""
+    path = Path(folder) / THRESHOLD_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        t = record["threat_threshold"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:
+            raise ValueError(f"threat_threshold {t!r} is not a probability")
+    except (ValueError, KeyError, TypeError) as e:
+        raise VLMGuardError(f"{path} is malformed ({e}); rerun vlmguard threshold REWRITER --data TRAIN --save, "
+                            "or delete it") from None
+    return record
+
+
+def recorded_threshold(rewriter: str, where: str = "threat_threshold: auto") -> float:
+    """The threshold recorded for this rewriter (``threat_threshold: auto``)."""
+    record = read_threshold_file(rewriter_folder(rewriter, where))
+    if record is None:
+        raise VLMGuardError(f"{where}: {rewriter!r} has no recorded threshold ({THRESHOLD_FILE}); choose one on "
+                            f"training data: vlmguard threshold {rewriter!r} --data TRAIN.jsonl --save")
+    log.info("%s: threat threshold %.4f, recorded by vlmguard threshold on %s", rewriter, record["threat_threshold"],
+             record.get("data", "?"))
+    return float(record["threat_threshold"])
+
+
+def run_threshold(rewriter: str, data: str, out: str | None = None, limit: int | None = None,
+                  save: bool = False) -> ThresholdChoice:
     """``vlmguard threshold``: choose on ``data``, print the summary and the option to pass; with ``out``, write
-    ``choice.json`` and ``scores.jsonl`` (id, label, score) there."""
+    ``choice.json`` and ``scores.jsonl`` (id, label, score) there; with ``save``, record the choice in the
+    rewriter's folder (checked to be one before any scoring)."""
+    if save:
+        rewriter_folder(rewriter, "--save")
     samples = load_samples(data, limit)
     choice, scores = choose_threshold(rewriter, samples, data)
     print(choice.summary())
@@ -120,4 +176,6 @@ def run_threshold(rewriter: str, data: str, out: str | None = None, limit: int |
         (folder / "scores.jsonl").write_text("".join(json.dumps({"id": s.id, "label": s.label, "score": sc}) + "\n"
                                                      for s, sc in zip(samples, scores)))
         print(f"written: {folder / 'choice.json'}, {folder / 'scores.jsonl'}")
+    if save:
+        print(f"recorded: {record_threshold(rewriter, choice, data)} (use it with --threat-threshold auto)")
     return choice

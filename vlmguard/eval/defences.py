@@ -155,13 +155,14 @@ class VLMGuard(Defence):
     """The VLMGuard-R1 rewriter (``rewriter``: an SFT or GRPO checkpoint, any backend spec): it reasons about
     the threat, reconstructs the intent and writes the refined prompt that the target answers. ``fallback``:
     what the target gets when the rewrite has no usable ``<prompt>`` (``original``, ``safe-prefix``, ``refuse``);
-    ``threat_threshold``: decide the threat from the rewriter's probabilities (:class:`~vlmguard.guard.GuardConfig`)."""
+    ``threat_threshold``: decide the threat from the rewriter's probabilities (:class:`~vlmguard.guard.GuardConfig`;
+    ``auto``: the threshold recorded in the rewriter's folder by ``vlmguard threshold --save``)."""
 
     name = "vlmguard"
     specs = ("rewriter",)
 
     def __init__(self, backends: BackendPool, rewriter: str | None = None, fallback: str = "original",
-                 max_new_tokens: int = 384, system: str | None = None, threat_threshold: float | None = None) -> None:
+                 max_new_tokens: int = 384, system: str | None = None, threat_threshold: float | str | None = None) -> None:
         super().__init__(backends)
         config = self._config(rewriter, fallback, max_new_tokens, system, threat_threshold)
         # the product's own guard path (vlmguard.guard), so what is measured is what users run
@@ -169,14 +170,15 @@ class VLMGuard(Defence):
 
     @classmethod
     def _config(cls, rewriter: str | None = None, fallback: str = "original", max_new_tokens: int = 384,
-                system: str | None = None, threat_threshold: float | None = None) -> GuardConfig:
+                system: str | None = None, threat_threshold: float | str | None = None) -> GuardConfig:
         if not rewriter:
             raise VLMGuardError(f"defence {cls.name!r} needs `rewriter: <backend spec>` (an SFT/GRPO checkpoint)")
         if fallback not in ("original", "safe-prefix", "refuse"):
             raise VLMGuardError(f"defence {cls.name!r}: fallback {fallback!r}; use original, safe-prefix or refuse")
         try:
             return GuardConfig(fallback=fallback, rewrite=SamplingParams(max_new_tokens=max_new_tokens),
-                               system=load_prompt(system) if system else None, threat_threshold=threat_threshold)
+                               system=load_prompt(system) if system else None,
+                               threat_threshold=threat_threshold).resolved(rewriter)
         except VLMGuardError as e:
             raise VLMGuardError(f"defence {cls.name!r}: {e}") from None
 

@@ -95,6 +95,8 @@ class CardFacts:
     datasets: list[str] = field(default_factory=list)
     eval_rows: list[EvalRow] = field(default_factory=list)
     eval_defence: str = "vlmguard"
+    threshold: dict[str, Any] | None = None
+    """The threat threshold recorded in the rewriter's folder (``vlmguard threshold --save``), if any."""
 
 
 def _python_str(text: str) -> str:
@@ -141,7 +143,7 @@ def render_card(facts: CardFacts) -> str:
         base_model=facts.base_model, stage=stage, command=command, trainer=trainer,
         system_prompt=facts.system_prompt, system_literal=_python_str(facts.system_prompt),
         system_in_template=facts.system_in_template, eval_table=table, eval_defence=facts.eval_defence,
-        model_index=bool(results),
+        model_index=bool(results), threshold=facts.threshold,
         recipe_yaml=yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True).strip() if recipe else None,
         included={key: {"path": v["path"], "yaml": yaml.safe_dump(v["content"], sort_keys=False, allow_unicode=True)
                         .strip()} for key, v in ((facts.run or {}).get("included") or {}).items()},
