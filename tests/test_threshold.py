@@ -116,8 +116,9 @@ def test_save_records_the_choice_where_auto_finds_it(tiny_models, tmp_path, caps
     assert 0 <= json.loads(capsys.readouterr().out.splitlines()[-1])["threat_score"] <= 1
 
     (folder / THRESHOLD_FILE).write_text('{"threat_threshold": 1.5}')
+    VLMGuard.check_options({"rewriter": spec, "threat_threshold": "auto"})  # the value only: configs check offline
     with pytest.raises(VLMGuardError, match=f"{THRESHOLD_FILE} is malformed .*not a probability"):
-        VLMGuard.check_options({"rewriter": spec, "threat_threshold": "auto"})
+        VLMGuard(BackendPool(), rewriter=spec, threat_threshold="auto")
     assert main(["threshold", "openai:http://127.0.0.1:9/v1?model=x", "--data", "/nonexistent.jsonl", "--save"]) == 1
     assert "is not a local model folder" in capsys.readouterr().err
     with pytest.raises(VLMGuardError, match="give a probability between 0 and 1, auto"):

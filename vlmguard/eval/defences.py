@@ -164,7 +164,8 @@ class VLMGuard(Defence):
     def __init__(self, backends: BackendPool, rewriter: str | None = None, fallback: str = "original",
                  max_new_tokens: int = 384, system: str | None = None, threat_threshold: float | str | None = None) -> None:
         super().__init__(backends)
-        config = self._config(rewriter, fallback, max_new_tokens, system, threat_threshold)
+        # a recorded threshold (auto) is read here, before the rewriter loads; check_options only checks the value
+        config = self._config(rewriter, fallback, max_new_tokens, system, threat_threshold).resolved(rewriter)
         # the product's own guard path (vlmguard.guard), so what is measured is what users run
         self.guard = Guard(backends.get(rewriter), None, config)
 
@@ -177,8 +178,7 @@ class VLMGuard(Defence):
             raise VLMGuardError(f"defence {cls.name!r}: fallback {fallback!r}; use original, safe-prefix or refuse")
         try:
             return GuardConfig(fallback=fallback, rewrite=SamplingParams(max_new_tokens=max_new_tokens),
-                               system=load_prompt(system) if system else None,
-                               threat_threshold=threat_threshold).resolved(rewriter)
+                               system=load_prompt(system) if system else None, threat_threshold=threat_threshold)
         except VLMGuardError as e:
             raise VLMGuardError(f"defence {cls.name!r}: {e}") from None
 
