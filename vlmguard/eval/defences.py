@@ -162,7 +162,8 @@ class VLMGuard(Defence):
     specs = ("rewriter",)
 
     def __init__(self, backends: BackendPool, rewriter: str | None = None, fallback: str = "original",
-                 max_new_tokens: int = 384, system: str | None = None, threat_threshold: float | str | None = None) -> None:
+                 max_new_tokens: int = 384, system: str | None = None,
+                 threat_threshold: float | str | None = None) -> None:
         super().__init__(backends)
         # a recorded threshold (auto) is read here, before the rewriter loads; check_options only checks the value
         config = self._config(rewriter, fallback, max_new_tokens, system, threat_threshold).resolved(rewriter)

@@ -168,7 +168,7 @@ def write_export(plan: ExportPlan, folder: Path) -> dict[str, int]:
         max_shard = int(opts.max_shard_size) if str(opts.max_shard_size).isdigit() else opts.max_shard_size
         model.save_pretrained(folder, max_shard_size=max_shard)
         del model
-    from ..threshold import read_threshold_file
+    from ..threshold import THRESHOLD_FILE, read_threshold_file
 
     facts = card_facts(src.run, opts.repo_id, weights, processor, base_id, opts.system_prompt, license=opts.license,
                        datasets=opts.datasets, eval_rows=plan.eval_rows, eval_defence=opts.eval_defence,
@@ -181,7 +181,6 @@ def write_export(plan: ExportPlan, folder: Path) -> dict[str, int]:
         run_file = src.path / RUN_CONFIG if (src.path / RUN_CONFIG).is_file() else src.path.parent / RUN_CONFIG
         shutil.copyfile(run_file, folder / RUN_CONFIG)
     from ..perception import PERCEPTION_FILE
-    from ..threshold import THRESHOLD_FILE
 
     # a rewriter that reads images through perception keeps doing so; its recorded threat threshold goes along
     for name in (PERCEPTION_FILE, THRESHOLD_FILE):
