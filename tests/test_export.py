@@ -282,7 +282,7 @@ def test_export_carries_the_recorded_threshold(runs, tmp_path):
     record_threshold(str(source), choice, "data/train.jsonl")
     export(ExportOptions(str(source), REPO, dry_run=str(tmp_path / "out")))
     out = tmp_path / "out"
-    assert json.loads((out / THRESHOLD_FILE).read_text())["threat_threshold"] == 0.4609
+    assert json.loads((out / THRESHOLD_FILE).read_text())["threshold"] == 0.4609
     card = (out / "README.md").read_text()
     assert "## Threat decision" in card and "**0.4609**" in card and "`data/train.jsonl` (threat AUROC there 0.962)" in card
     assert "--threat-threshold 0.4609" in card

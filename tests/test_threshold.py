@@ -102,20 +102,20 @@ def test_save_records_the_choice_where_auto_finds_it(tiny_models, tmp_path, caps
         Guard(spec, None, GuardConfig(threat_threshold="auto"))
     assert main(["threshold", spec, "--data", str(tiny_models["samples"]), "--limit", "12", "--save"]) in (0, None)
     record = json.loads((folder / THRESHOLD_FILE).read_text())
-    assert f"--threat-threshold {record['threat_threshold']:.4f}" in capsys.readouterr().out
+    assert f"--threat-threshold {record['threshold']:.4f}" in capsys.readouterr().out
     assert record["data"] == str(tiny_models["samples"]) and record["harmful"] + record["benign"] == 12
     guard = Guard(spec, None, GuardConfig(threat_threshold="auto", rewrite=SamplingParams(max_new_tokens=4)))
-    assert guard.config.threat_threshold == record["threat_threshold"]
+    assert guard.config.threat_threshold == record["threshold"]
     samples = load_samples(tiny_models["samples"], 12)
     guard.rewrite([user_chat(s.instruction, s.image_path()) for s in samples])
     assert guard.stats["threats_flagged"] == record["flagged_harmful"] + record["flagged_benign"]
     defence = VLMGuard(BackendPool(), rewriter=spec, threat_threshold="auto")
-    assert defence.guard.config.threat_threshold == record["threat_threshold"]
+    assert defence.guard.config.threat_threshold == record["threshold"]
     assert main(["rewrite", "--rewriter", str(spec), "--threat-threshold", "auto", "--text", "hello",
                  "--max-new-tokens", "4", "--json"]) in (0, None)
     assert 0 <= json.loads(capsys.readouterr().out.splitlines()[-1])["threat_score"] <= 1
 
-    (folder / THRESHOLD_FILE).write_text('{"threat_threshold": 1.5}')
+    (folder / THRESHOLD_FILE).write_text('{"threshold": 1.5}')
     VLMGuard.check_options({"rewriter": spec, "threat_threshold": "auto"})  # the value only: configs check offline
     with pytest.raises(VLMGuardError, match=f"{THRESHOLD_FILE} is malformed .*not a probability"):
         VLMGuard(BackendPool(), rewriter=spec, threat_threshold="auto")

@@ -108,6 +108,11 @@ def resolve_rewrite(chat: Chat, completion: str | None, fallback: Fallback = "or
     return resolve(completion or "", text_of(chat[last_user_index(chat)]), fallback)
 
 
+def is_probability(value: object) -> bool:
+    """A number (not a bool) between 0 and 1: what a threat threshold must be."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= 1
+
+
 @dataclass
 class GuardConfig:
     fallback: Fallback = "original"
@@ -129,8 +134,7 @@ class GuardConfig:
 
     def __post_init__(self) -> None:
         t = self.threat_threshold
-        if t is not None and t != "auto" and (isinstance(t, bool) or not isinstance(t, (int, float))
-                                              or not 0 <= t <= 1):
+        if t is not None and t != "auto" and not is_probability(t):
             raise VLMGuardError(f"threat_threshold {t!r}: give a probability between 0 and 1, auto (the one "
                                 "recorded in the rewriter's folder) or none (greedy)")
 

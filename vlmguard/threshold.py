@@ -107,7 +107,13 @@ def choose_threshold(rewriter: str | Backend, samples: Sequence[Sample], where: 
 
 
 THRESHOLD_FILE = "vlmguard-threshold.json"
-"""A threshold chosen for the rewriter whose folder holds it: ``{"threat_threshold": t, "data": ..., "auroc": ...}``."""
+"""A threshold chosen for the rewriter whose folder holds it: the :func:`choice_record` that ``choice.json`` holds."""
+
+
+def choice_record(choice: ThresholdChoice, rewriter: str, data: str) -> dict:
+    """What ``--out`` (``choice.json``) and ``--save`` (:data:`THRESHOLD_FILE`) write: the rewriter, the data the
+    threshold was chosen on and the choice (``threshold``, AUROC, counts)."""
+    return {"rewriter": rewriter, "data": data, **asdict(choice)}
 
 
 def rewriter_folder(rewriter: str, where: str) -> Path:
@@ -126,7 +132,7 @@ def rewriter_folder(rewriter: str, where: str) -> Path:
 def record_threshold(rewriter: str, choice: ThresholdChoice, data: str) -> Path:
     """Write ``choice`` into the rewriter's folder, where ``threat_threshold: auto`` reads it."""
     path = rewriter_folder(rewriter, "--save") / THRESHOLD_FILE
-    path.write_text(json.dumps({"threat_threshold": choice.threshold, "data": data, **asdict(choice)}, indent=1))
+    path.write_text(json.dumps(choice_record(choice, rewriter, data), indent=1))
     return path
 
 
@@ -135,11 +141,13 @@ def read_threshold_file(folder: str | Path) -> dict | None:
     path = Path(folder) / THRESHOLD_FILE
     if not path.is_file():
         return None
+    from .guard import is_probability
+
     try:
         record = json.loads(path.read_text())
-        t = record["threat_threshold"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:
-            raise ValueError(f"threat_threshold {t!r} is not a probability")
+        t = record["threshold"]
+        if not is_probability(t):
+            raise ValueError(f"threshold {t!r} is not a probability")
     except (ValueError, KeyError, TypeError) as e:
         raise VLMGuardError(f"{path} is malformed ({e}); rerun vlmguard threshold REWRITER --data TRAIN --save, "
                             "or delete it") from None
@@ -152,9 +160,9 @@ def recorded_threshold(rewriter: str, where: str = "threat_threshold: auto") -> 
     if record is None:
         raise VLMGuardError(f"{where}: {rewriter!r} has no recorded threshold ({THRESHOLD_FILE}); choose one on "
                             f"training data: vlmguard threshold {rewriter!r} --data TRAIN.jsonl --save")
-    log.info("%s: threat threshold %.4f, recorded by vlmguard threshold on %s", rewriter, record["threat_threshold"],
+    log.info("%s: threat threshold %.4f, recorded by vlmguard threshold on %s", rewriter, record["threshold"],
              record.get("data", "?"))
-    return float(record["threat_threshold"])
+    return float(record["threshold"])
 
 
 def run_threshold(rewriter: str, data: str, out: str | None = None, limit: int | None = None,
@@ -171,8 +179,7 @@ def run_threshold(rewriter: str, data: str, out: str | None = None, limit: int |
     if out:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "choice.json").write_text(json.dumps({"rewriter": rewriter, "data": data, **asdict(choice)},
-                                                       indent=1))
+        (folder / "choice.json").write_text(json.dumps(choice_record(choice, rewriter, data), indent=1))
         (folder / "scores.jsonl").write_text("".join(json.dumps({"id": s.id, "label": s.label, "score": sc}) + "\n"
                                                      for s, sc in zip(samples, scores)))
         print(f"written: {folder / 'choice.json'}, {folder / 'scores.jsonl'}")
