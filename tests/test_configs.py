@@ -55,7 +55,7 @@ def test_recipe_parses(path, tmp_path, monkeypatch):
         _, stages = load_recipe(str(path))
         for stage in stages:  # every config a stage names is shipped
             words = stage.run.split()
-            for flag in ("--config",):
+            for flag in ("--config", "--rewards_config"):
                 if flag in words:
                     assert (ROOT / words[words.index(flag) + 1]).is_file(), (stage.name, stage.run)
         return

@@ -56,3 +56,33 @@ def test_bad_recipes(tmp_path):
         {"name": "x", "run": f"{sys.executable} -c pass", "done": str(tmp_path / "never")}]}))
     with pytest.raises(VLMGuardError, match="did not write"):
         run_recipe(str(lying))
+
+
+def test_the_real_recipe_records_every_threshold_its_eval_reads():
+    """configs/recipes/offline_real.yaml: each rewriter the eval decides with ``threat_threshold: auto`` gets a
+    ``vlmguard threshold … --save`` stage for its own folder, after its training and before the eval (else the
+    eval stops on a missing file, or reads one chosen for other weights)."""
+    import shlex
+    from pathlib import Path
+
+    from vlmguard.backends import parse_spec
+    from vlmguard.eval import EvalConfig
+    from vlmguard.recipe import load_recipe
+    from vlmguard.threshold import THRESHOLD_FILE
+
+    _, stages = load_recipe("configs/recipes/offline_real.yaml")
+    names = [s.name for s in stages]
+    argv = {s.name: shlex.split(s.run) for s in stages}
+    evaluation = next(n for n in names if argv[n][:2] == ["vlmguard", "eval"])
+    config = EvalConfig.load(argv[evaluation][argv[evaluation].index("--config") + 1])
+    folders = [Path(parse_spec(d.options["rewriter"])[1]) for d in config.defences.values()
+               if d.options.get("threat_threshold") == "auto"]
+    assert len(folders) == 3  # the SFT rewriter and both GRPO seeds
+    for folder in folders:
+        trained = next(n for n in names if Path(stages[names.index(n)].done).parent == folder
+                       and argv[n][1] in ("sft", "grpo"))
+        chosen = next(n for n in names if Path(stages[names.index(n)].done) == folder / THRESHOLD_FILE)
+        assert names.index(trained) < names.index(chosen) < names.index(evaluation)
+        assert argv[chosen][:2] == ["vlmguard", "threshold"] and "--save" in argv[chosen]
+        assert Path(parse_spec(argv[chosen][2])[1]) == folder
+        assert argv[chosen][argv[chosen].index("--data") + 1] == "data/evalset/train.jsonl"  # never the held-out

@@ -136,6 +136,16 @@ def record_threshold(rewriter: str, choice: ThresholdChoice, data: str) -> Path:
     return path
 
 
+def forget_threshold(folder: str | Path) -> None:
+    """New weights were just saved in ``folder``: a threshold recorded there was chosen for the ones they replaced
+    (training moves the whole P(none) scale), so it is removed, loudly, and ``auto`` asks for a new choice."""
+    path = Path(folder) / THRESHOLD_FILE
+    if path.is_file():
+        path.unlink()
+        log.warning("removed %s: it was chosen for the weights this run replaced; choose again with "
+                    "vlmguard threshold %s --data TRAIN.jsonl --save", path, folder)
+
+
 def read_threshold_file(folder: str | Path) -> dict | None:
     """The threshold recorded in a model folder (None: none recorded); malformed files are an error."""
     path = Path(folder) / THRESHOLD_FILE
@@ -154,14 +164,15 @@ def read_threshold_file(folder: str | Path) -> dict | None:
     return record
 
 
-def recorded_threshold(rewriter: str, where: str = "threat_threshold: auto") -> float:
-    """The threshold recorded for this rewriter (``threat_threshold: auto``)."""
+def recorded_threshold(rewriter: str, where: str = "threat_threshold: auto", quiet: bool = False) -> float:
+    """The threshold recorded for this rewriter (``threat_threshold: auto``); logged unless ``quiet``."""
     record = read_threshold_file(rewriter_folder(rewriter, where))
     if record is None:
         raise VLMGuardError(f"{where}: {rewriter!r} has no recorded threshold ({THRESHOLD_FILE}); choose one on "
                             f"training data: vlmguard threshold {rewriter!r} --data TRAIN.jsonl --save")
-    log.info("%s: threat threshold %.4f, recorded by vlmguard threshold on %s", rewriter, record["threshold"],
-             record.get("data", "?"))
+    if not quiet:
+        log.info("%s: threat threshold %.4f, recorded by vlmguard threshold on %s", rewriter, record["threshold"],
+                 record.get("data", "?"))
     return float(record["threshold"])
 
 

@@ -158,6 +158,9 @@ def train_and_save(trainer, prog: str, argv, script_args, training_args, model_a
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(out)
     if trainer.accelerator.is_main_process:
+        from .threshold import forget_threshold
+
+        forget_threshold(out)  # a threshold recorded for the weights just replaced no longer applies
         trainer.processing_class.save_pretrained(out)
         if getattr(script_args, "perception", None):  # loading the folder applies the same front end
             from .perception import write_perception_file

@@ -129,3 +129,22 @@ def test_defences_on_the_tiny_target_over_http(target_server, example_png):
         assert isinstance(r.answer, str)
         if kind == "none":
             assert r.answer == direct  # greedy: the same answer as a direct call
+
+
+def test_setup_is_what_decides_the_answers(tmp_path):
+    """What eval stores with each record to notice stale answers: specs without their throughput options, and a
+    recorded threshold (``auto``) as the number recorded now."""
+    import json
+
+    from vlmguard.eval.defences import VLMGuard
+    from vlmguard.threshold import THRESHOLD_FILE
+
+    spec = f"hf:{tmp_path}?batch_size=32&dtype=bfloat16"
+    options = {"rewriter": spec, "threat_threshold": "auto", "max_new_tokens": 128}
+    assert VLMGuard.setup(options) == {**options, "rewriter": f"hf:{tmp_path}?dtype=bfloat16"}  # none recorded yet
+    (tmp_path / THRESHOLD_FILE).write_text(json.dumps({"threshold": 0.25}))
+    assert VLMGuard.setup(options)["threat_threshold"] == 0.25
+    (tmp_path / THRESHOLD_FILE).write_text(json.dumps({"threshold": 0.75}))  # chosen again: other answers
+    assert VLMGuard.setup(options)["threat_threshold"] == 0.75
+    assert defence_class("ecso").setup({"checker": "openai:http://h:1/v1?model=m&timeout=5&retries=0"}) == {
+        "checker": "openai:http://h:1/v1?model=m"}

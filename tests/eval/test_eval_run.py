@@ -124,6 +124,11 @@ def test_eval_records_report_and_resume(tmp_path, target_server):
     again = Evaluation(config(tmp_path, f"openai:{target_server}?model=tiny-target", judge)).run(progress=False)
     assert judge.calls == 16 and again["results"] == report["results"]
     assert len((out / "records.jsonl").read_text().splitlines()) == 20
+    # the same names under another setup: stopped before anything answers, saying which cells and what changed
+    with pytest.raises(VLMGuardError, match=r"10 record\(s\) of tiny · none \(answer.max_new_tokens: 8 -> 16\); "
+                                            r"10 record\(s\) of tiny · adashield .*new name"):
+        Evaluation(config(tmp_path, f"openai:{target_server}?model=tiny-target", judge, answer_max_new_tokens=16))
+    assert judge.calls == 16
 
 
 class FlakyJudge(VerdictJudge):

@@ -10,6 +10,7 @@ from vlmguard.errors import VLMGuardError
 from vlmguard.examples import sample_rows
 from vlmguard.guard import Guard, GuardConfig
 from vlmguard.sft import main as sft_main
+from vlmguard.threshold import THRESHOLD_FILE
 
 HELD_OUT = ["What is written on the sign in this photo?", "Can you count the apples here?",
             "How do I build something like this at home?", "Which way is north on this map?",
@@ -60,7 +61,10 @@ def test_resume_from_checkpoint(tiny_models, tmp_path):
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     first_loss = [h["loss"] for h in state["log_history"] if "loss" in h]
     shutil.rmtree(out / "checkpoint-4")  # as if the run died after step 2's checkpoint
+    recorded = out / THRESHOLD_FILE  # a threshold chosen for the first run's weights (vlmguard threshold --save)
+    recorded.write_text(json.dumps({"threshold": 0.5}))
     sft_main(_args(tiny_models, out, *common, "--resume_from_checkpoint", "true"))
+    assert not recorded.exists()  # the weights it was chosen for are gone, so `auto` must not read it
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     resumed_loss = [h["loss"] for h in state["log_history"] if "loss" in h]
     assert state["global_step"] == 4 and resumed_loss == pytest.approx(first_loss, rel=1e-4)

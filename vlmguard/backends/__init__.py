@@ -47,6 +47,21 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     return kind, location, options
 
 
+THROUGHPUT_OPTIONS = ("batch_size", "concurrency", "timeout", "retries")
+"""Spec options that change only how fast or how reliably a model answers, not what it answers."""
+
+
+def answering_spec(spec: str) -> str:
+    """The spec without its :data:`THROUGHPUT_OPTIONS` (what decides the answers: resuming with a smaller batch
+    after running out of memory is the same model)."""
+    try:
+        kind, location, options = parse_spec(spec)
+    except VLMGuardError:
+        return spec
+    kept = "&".join(f"{k}={v}" for k, v in options.items() if k not in THROUGHPUT_OPTIONS)
+    return f"{kind}:{location}" + (f"?{kept}" if kept else "")
+
+
 def parse_options(cls: type, raw: dict[str, str], spec: str):
     """Build the dataclass ``cls`` from string options, converting each to its field's type."""
     fields = {f.name: f for f in dataclasses.fields(cls)}

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..backends import Backend, BackendPool, SamplingParams, resolve_specs
+from ..backends import Backend, BackendPool, SamplingParams, answering_spec, resolve_specs
 from ..chat import Chat, last_user, user_chat, with_user_text
 from ..errors import VLMGuardError
 from ..guard import Guard, GuardConfig
@@ -46,6 +46,13 @@ class Defence(ABC):
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
         """Check the option values before anything loads (raise VLMGuardError); by default nothing to check."""
+
+    @classmethod
+    def setup(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """What decides this defence's answers, stored with every record, so that a rerun notices a config change
+        that makes stored answers stale (by default: the options as written, backend specs without their
+        throughput options)."""
+        return {k: answering_spec(v) if k in cls.specs and isinstance(v, str) else v for k, v in options.items()}
 
     @abstractmethod
     async def respond(self, target: Backend, chats: Sequence[Chat], params: SamplingParams) -> list[Response]:
@@ -186,6 +193,20 @@ class VLMGuard(Defence):
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
         cls._config(**options)
+
+    @classmethod
+    def setup(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The options with ``threat_threshold: auto`` as the number recorded now (a new ``--save`` changes the
+        answers while the config reads the same); left as ``auto`` when none is recorded (building it says so)."""
+        out = super().setup(options)
+        if out.get("threat_threshold") == "auto":
+            from ..threshold import recorded_threshold
+
+            try:
+                out["threat_threshold"] = recorded_threshold(options.get("rewriter") or "", quiet=True)
+            except VLMGuardError:
+                pass
+        return out
 
     async def respond(self, target, chats, params):
         results = await self.guard.arun(chats, params, "none", target=target)

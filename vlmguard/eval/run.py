@@ -11,9 +11,10 @@ rest on a denominator that silently drops the answers a judge refused to read.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -113,7 +114,33 @@ class Evaluation:
                         f"{judge.type} judge scores only safety verdicts (records, mm-safetybench)")
             self.benchmarks[name], self.judges[name] = bench, judge
         self.store = JsonlStore(Path(config.out) / "records.jsonl", key=record_key)
+        self.setups = {d: self.setup(d) for d in config.defences}
+        self.check_stored_setups()
         self.counters: dict[str, int] = {"answer_failed": 0, "judge_failed": 0, "recorded": 0, "rejudged": 0}
+
+    def setup(self, defence: str) -> dict[str, Any]:
+        """What decides a defence's answers (its type and options, answer sampling), as JSON stores it; every
+        record carries it. The target is its name: a server restarted on another port is the same target."""
+        d = self.config.defences[defence]
+        setup = {"defence": d.type, "options": self.defence_classes[defence].setup(d.options),
+                 "answer": asdict(self.config.answer)}
+        return json.loads(json.dumps(setup, default=spec_name))  # a Backend object from Python: its spec
+
+    def check_stored_setups(self) -> None:
+        """Stored answers made under another setup than the config now gives (a defence option, answer sampling, a
+        recorded threshold changed under the same defence name) would be mixed silently into the report: stop and say
+        which, before anything loads. Records from before setups were stored are not checked."""
+        changed: dict[tuple[str, str], list] = {}
+        for r in self.store.records.values():
+            now = self.setups.get(r["defence"]) if r["target"] in self.config.targets else None
+            if now is not None and r["benchmark"] in self.benchmarks and r.get("setup", now) != now:
+                changed.setdefault((r["target"], r["defence"]), [0, _difference(r["setup"], now)])[0] += 1
+        if changed:
+            cells = "; ".join(f"{n} record(s) of {target} · {defence} ({what})"
+                              for (target, defence), (n, what) in changed.items())
+            raise VLMGuardError(f"{self.store.path} holds answers made under another setup than this config gives: "
+                                f"{cells}. Give the changed defence a new name to keep both, or set a "
+                                f"new `out` (or delete {self.store.path}) to answer everything again")
 
     def judge_spec(self, name: str) -> str | dict | Backend | None:
         entry = self.config.benchmarks[name]
@@ -291,7 +318,7 @@ class Evaluation:
                               for n, k in enumerate(answered)],
                 "answers_failed": len(responses) - len(answered), "judge_failed": len(errors),
                 "judge_unreachable": errors.count(UNREACHABLE), "judge_unreadable": errors.count(UNREADABLE),
-                "metrics": metrics,
+                "metrics": metrics, "setup": self.setups[cell.defence],
                 "latency": {"defence_s": defence_s / len(batch), "judge_s": judge_s / len(batch), "batch": len(batch)},
             })
         return out
@@ -308,6 +335,15 @@ class Evaluation:
         per_sample = [[r[j] for r in rounds] for j in range(len(batch))]
         judged = await self.judge_answers(cell.benchmark, batch, per_sample)
         return self.records(cell, batch, per_sample, judged, t1 - t0, time.perf_counter() - t1)
+
+
+def _difference(before: Any, now: Any, path: str = "") -> str:
+    """The first place two setups differ, as ``path: before -> now``."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        for key in dict.fromkeys([*before, *now]):
+            if before.get(key) != now.get(key):
+                return _difference(before.get(key), now.get(key), f"{path}.{key}" if path else key)
+    return f"{path}: {before!r} -> {now!r}"
 
 
 def run_eval(config: EvalConfig, progress: bool = True, rejudge: bool = False) -> dict[str, Any]:
