@@ -123,3 +123,78 @@ def test_save_records_the_choice_where_auto_finds_it(tiny_models, tmp_path, caps
     assert "is not a local model folder" in capsys.readouterr().err
     with pytest.raises(VLMGuardError, match="give a probability between 0 and 1, auto"):
         GuardConfig(threat_threshold="high")
+
+
+class HubFiles:
+    """The Hub's file endpoint (``/{repo}/resolve/{revision}/{path}``, HEAD and GET) on loopback, serving ``files``
+    ({repo: {path: bytes}}); anything else is a 404 the way the Hub says a file is missing."""
+
+    def __init__(self, files):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        hub = self
+        self.files, self.requests = files, []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _file(self, body):
+                repo, _, rest = self.path.lstrip("/").partition("/resolve/")
+                repo = "/".join(repo.split("/")[-2:])
+                data = hub.files.get(repo, {}).get(rest.partition("/")[2])
+                hub.requests.append((self.command, self.path))
+                if data is None:
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", "c" * 40)
+                self.send_header("ETag", f'"{abs(hash(data)):x}"')
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def do_HEAD(self):
+                self._file(False)
+
+            def do_GET(self):
+                self._file(True)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_auto_reads_the_threshold_an_export_pushed_to_the_hub(tmp_path, monkeypatch):
+    """A Hub rewriter (``hf:me/rewriter``): ``auto`` fetches the recorded file its export pushed (real
+    huggingface_hub against a loopback stand-in of the Hub's file endpoint), and offline reads the cached copy; a
+    repo without one and an uncached file offline are one-line errors."""
+    import huggingface_hub.constants as hub_constants
+
+    from vlmguard.threshold import THRESHOLD_FILE, recorded_threshold
+
+    hub = HubFiles({"me/rewriter": {THRESHOLD_FILE: json.dumps({"threshold": 0.42, "data": "train.jsonl"}).encode()},
+                    "me/plain": {"config.json": b"{}"}})
+    monkeypatch.setattr(hub_constants, "ENDPOINT", hub.url)  # what HF_ENDPOINT sets at import
+    monkeypatch.setattr(hub_constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    try:
+        assert GuardConfig(threat_threshold="auto").resolved("hf:me/rewriter").threat_threshold == 0.42
+        assert ("GET", f"/me/rewriter/resolve/main/{THRESHOLD_FILE}") in hub.requests
+        with pytest.raises(VLMGuardError, match="'hf:me/plain' has no recorded threshold"):
+            recorded_threshold("hf:me/plain")
+    finally:
+        hub.server.shutdown()
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    assert recorded_threshold("hf:me/rewriter") == 0.42  # the cached copy, no Hub
+    with pytest.raises(VLMGuardError, match="of the Hub rewriter 'me/other' is not in the Hugging Face cache"):
+        recorded_threshold("hf:me/other")
+    with pytest.raises(VLMGuardError, match="is not a local model folder"):
+        recorded_threshold("hf:/no/such/folder")

@@ -116,17 +116,51 @@ def choice_record(choice: ThresholdChoice, rewriter: str, data: str) -> dict:
     return {"rewriter": rewriter, "data": data, **asdict(choice)}
 
 
+def _location(rewriter: str) -> str:
+    try:
+        return parse_spec(rewriter)[1]
+    except VLMGuardError:  # a plain path
+        return rewriter
+
+
 def rewriter_folder(rewriter: str, where: str) -> Path:
     """The local model folder a rewriter spec (or plain path) names; an error for anything else."""
-    try:
-        location = parse_spec(rewriter)[1]
-    except VLMGuardError:  # a plain path
-        location = rewriter
+    location = _location(rewriter)
     if not Path(location).is_dir():
         raise VLMGuardError(f"{where}: {rewriter!r} is not a local model folder; a recorded threshold lives in the "
                             "rewriter's folder (download a Hub rewriter first, or give the number its model card "
                             "states)")
     return Path(location)
+
+
+def threshold_folder(rewriter: str, where: str) -> Path | None:
+    """Where the rewriter's recorded threshold file is: its local folder, or for a Hub model id (an exported
+    rewriter) the Hugging Face cache folder the file is fetched into (offline: the cached copy); None when the
+    Hub repo has none. Anything else is an error."""
+    location = _location(rewriter)
+    if Path(location).is_dir():
+        return Path(location)
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (EntryNotFoundError, HFValidationError, HfHubHTTPError,
+                                        LocalEntryNotFoundError)
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(location)
+    except HFValidationError:
+        rewriter_folder(rewriter, where)  # the local-folder error
+    try:
+        return Path(hf_hub_download(location, THRESHOLD_FILE)).parent
+    except LocalEntryNotFoundError:  # offline, not cached (a subclass of EntryNotFoundError: first)
+        raise VLMGuardError(f"{where}: {THRESHOLD_FILE} of the Hub rewriter {location!r} is not in the Hugging Face "
+                            f"cache and the Hub is not reachable or HF_HUB_OFFLINE is set: fetch it once online "
+                            f"(hf download {location} {THRESHOLD_FILE}), or give the number its model card "
+                            "states") from None
+    except EntryNotFoundError:
+        return None
+    except (HfHubHTTPError, OSError) as e:
+        raise VLMGuardError(f"{where}: cannot fetch {THRESHOLD_FILE} of the Hub rewriter {location!r} "
+                            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
 
 
 def record_threshold(rewriter: str, choice: ThresholdChoice, data: str) -> Path:
@@ -165,8 +199,10 @@ def read_threshold_file(folder: str | Path) -> dict | None:
 
 
 def recorded_threshold(rewriter: str, where: str = "threat_threshold: auto", quiet: bool = False) -> float:
-    """The threshold recorded for this rewriter (``threat_threshold: auto``); logged unless ``quiet``."""
-    record = read_threshold_file(rewriter_folder(rewriter, where))
+    """The threshold recorded for this rewriter (``threat_threshold: auto``): in its folder, or in its Hub repo
+    (``vlmguard export`` pushes the file); logged unless ``quiet``."""
+    folder = threshold_folder(rewriter, where)
+    record = None if folder is None else read_threshold_file(folder)
     if record is None:
         raise VLMGuardError(f"{where}: {rewriter!r} has no recorded threshold ({THRESHOLD_FILE}); choose one on "
                             f"training data: vlmguard threshold {rewriter!r} --data TRAIN.jsonl --save")
