@@ -196,5 +196,7 @@ def test_auto_reads_the_threshold_an_export_pushed_to_the_hub(tmp_path, monkeypa
     assert recorded_threshold("hf:me/rewriter") == 0.42  # the cached copy, no Hub
     with pytest.raises(VLMGuardError, match="of the Hub rewriter 'me/other' is not in the Hugging Face cache"):
         recorded_threshold("hf:me/other")
-    with pytest.raises(VLMGuardError, match="is not a local model folder"):
+    with pytest.raises(VLMGuardError, match="is neither a local model folder nor a Hub model id"):
         recorded_threshold("hf:/no/such/folder")
+    with pytest.raises(VLMGuardError, match="is neither a local model folder nor a Hub model id"):
+        recorded_threshold("openai:http://127.0.0.1:9/v1?model=x")

@@ -148,7 +148,9 @@ def threshold_folder(rewriter: str, where: str) -> Path | None:
     try:
         validate_repo_id(location)
     except HFValidationError:
-        rewriter_folder(rewriter, where)  # the local-folder error
+        raise VLMGuardError(f"{where}: {rewriter!r} is neither a local model folder nor a Hub model id, where a "
+                            "recorded threshold lives with the weights; give the number its model card "
+                            "states") from None
     try:
         return Path(hf_hub_download(location, THRESHOLD_FILE)).parent
     except LocalEntryNotFoundError:  # offline, not cached (a subclass of EntryNotFoundError: first)
