@@ -171,13 +171,19 @@ def train_and_save(trainer, prog: str, argv, script_args, training_args, model_a
 
 
 def run_summary(trainer, prog: str, extra: str = "") -> None:
-    """One closing line on the main process: steps, processes, distribution and where the model went."""
+    """One closing line on the main process: steps, processes, distribution and where the model went. Then, when
+    several processes ran, each waits for the others and ends the run (accelerate's ``end_training``: trackers
+    finished, process group destroyed): a process that exits first with its group alive can abort in teardown
+    ("terminate called without an active exception", seen once on 2 CPU processes) and fail the whole launch."""
     acc = trainer.accelerator
     if acc.is_main_process:
         plugin = acc.state.deepspeed_plugin
         print(f"{prog}: {trainer.state.global_step} steps on {acc.num_processes} process(es), "
               f"{acc.distributed_type.value}" + (f" ZeRO-{plugin.zero_stage}" if plugin else "")
-              + f"; saved to {trainer.args.output_dir}" + (f"; {extra}" if extra else ""))
+              + f"; saved to {trainer.args.output_dir}" + (f"; {extra}" if extra else ""), flush=True)
+    if acc.num_processes > 1:
+        acc.wait_for_everyone()
+        acc.end_training()
 
 
 def cli_entry(main, prog: str) -> None:

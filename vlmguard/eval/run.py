@@ -129,7 +129,8 @@ class Evaluation:
     def check_stored_setups(self) -> None:
         """Stored answers made under another setup than the config now gives (a defence option, answer sampling, a
         recorded threshold changed under the same defence name) would be mixed silently into the report: stop and say
-        which, before anything loads. Records from before setups were stored are not checked."""
+        which, before anything loads. Records from before setups were stored are not checked; new weights under
+        the same model path are not seen (weights are not hashed)."""
         changed: dict[tuple[str, str], list] = {}
         for r in self.store.records.values():
             now = self.setups.get(r["defence"]) if r["target"] in self.config.targets else None
