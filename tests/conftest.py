@@ -1,6 +1,7 @@
 """Shared fixtures: the tiny models are built once per test run; the model server starts once per run."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -176,3 +177,80 @@ def serve_app():
     yield start
     for server in servers:
         server.should_exit = True
+
+
+class LocalHub:
+    """The Hub's HTTP endpoints on loopback: those a push uses (repo creation, branch, file tree, README metadata
+    check, preupload — every file "regular", so contents travel inside the commit — and commit) and the file
+    endpoint a download uses (``/{repo}/resolve/{revision}/{path}``, HEAD and GET) serving ``files``
+    ({repo: {path: bytes}}; a missing one is the Hub's EntryNotFound 404). Records every request."""
+
+    def __init__(self, existing=(), files=None):
+        hub = self
+        self.requests, self.existing, self.commit, self.refuse_commit = [], list(existing), None, False
+        self.files = files or {}
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _reply(self, body, status=200):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _file(self, body):
+                repo, _, rest = self.path.lstrip("/").partition("/resolve/")
+                data = hub.files.get(repo, {}).get(rest.partition("/")[2])
+                if data is None:
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", "c" * 40)
+                self.send_header("ETag", f'"{abs(hash(data)):x}"')
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def do_HEAD(self):
+                hub.requests.append(("HEAD", self.path, self.headers.get("Authorization"), None))
+                self._file(False)
+
+            def do_GET(self):
+                hub.requests.append(("GET", self.path, self.headers.get("Authorization"), None))
+                if "/resolve/" in self.path:
+                    return self._file(True)
+                if "/tree/" in self.path:
+                    return self._reply([{"type": "file", "path": f, "size": 1, "oid": "0" * 40} for f in hub.existing])
+                self._reply({"error": "not found"}, 404)
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                hub.requests.append(("POST", self.path, self.headers.get("Authorization"), body))
+                if self.path == "/api/repos/create":
+                    return self._reply({"url": f"{hub.url}/{json.loads(body)['organization']}/"
+                                               f"{json.loads(body)['name']}"})
+                if self.path == "/api/validate-yaml":
+                    return self._reply({"errors": [], "warnings": []})
+                if "/preupload/" in self.path:
+                    files = json.loads(body)["files"]
+                    return self._reply({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                                  for f in files]})
+                if "/commit/" in self.path and hub.refuse_commit:
+                    return self._reply({"error": "You don't have the rights to create a commit here"}, 403)
+                if "/commit/" in self.path:
+                    hub.commit = [json.loads(line) for line in body.splitlines()]
+                    return self._reply({"commitUrl": f"{hub.url}/me/tiny-rewriter/commit/{'a' * 40}",
+                                        "commitOid": "a" * 40})
+                return self._reply({})  # /branch/
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import LocalHub, run_cli
 
 from vlmguard.backends import SamplingParams, load_backend
 from vlmguard.chat import user_chat
@@ -291,60 +291,6 @@ def test_export_carries_the_recorded_threshold(runs, tmp_path):
     export(ExportOptions(str(source), REPO, dry_run=str(tmp_path / "plain")))
     assert not (tmp_path / "plain" / THRESHOLD_FILE).exists()
     assert "Threat decision" not in (tmp_path / "plain" / "README.md").read_text()
-
-
-class LocalHub:
-    """The Hub's HTTP endpoints a push uses, on loopback: repo creation, branch, file tree, README metadata check,
-    preupload (every file "regular", so contents travel inside the commit) and commit. Records every request."""
-
-    def __init__(self, existing=()):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        hub = self
-        self.requests, self.existing, self.commit, self.refuse_commit = [], list(existing), None, False
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _reply(self, body, status=200):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                hub.requests.append(("GET", self.path, self.headers.get("Authorization"), None))
-                if "/tree/" in self.path:
-                    return self._reply([{"type": "file", "path": f, "size": 1, "oid": "0" * 40} for f in hub.existing])
-                self._reply({"error": "not found"}, 404)
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                hub.requests.append(("POST", self.path, self.headers.get("Authorization"), body))
-                if self.path == "/api/repos/create":
-                    return self._reply({"url": f"{hub.url}/{json.loads(body)['organization']}/"
-                                               f"{json.loads(body)['name']}"})
-                if self.path == "/api/validate-yaml":
-                    return self._reply({"errors": [], "warnings": []})
-                if "/preupload/" in self.path:
-                    files = json.loads(body)["files"]
-                    return self._reply({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                                                  for f in files]})
-                if "/commit/" in self.path and hub.refuse_commit:
-                    return self._reply({"error": "You don't have the rights to create a commit here"}, 403)
-                if "/commit/" in self.path:
-                    hub.commit = [json.loads(line) for line in body.splitlines()]
-                    return self._reply({"commitUrl": f"{hub.url}/me/tiny-rewriter/commit/{'a' * 40}",
-                                        "commitOid": "a" * 40})
-                return self._reply({})  # /branch/
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def test_push_sends_the_dry_run_in_one_commit(runs, tmp_path, monkeypatch):

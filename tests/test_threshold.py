@@ -2,6 +2,7 @@ import json
 import math
 
 import pytest
+from conftest import LocalHub
 
 from vlmguard.backends import Backend, SamplingParams
 from vlmguard.chat import last_user, user_chat
@@ -125,61 +126,16 @@ def test_save_records_the_choice_where_auto_finds_it(tiny_models, tmp_path, caps
         GuardConfig(threat_threshold="high")
 
 
-class HubFiles:
-    """The Hub's file endpoint (``/{repo}/resolve/{revision}/{path}``, HEAD and GET) on loopback, serving ``files``
-    ({repo: {path: bytes}}); anything else is a 404 the way the Hub says a file is missing."""
-
-    def __init__(self, files):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        hub = self
-        self.files, self.requests = files, []
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _file(self, body):
-                repo, _, rest = self.path.lstrip("/").partition("/resolve/")
-                repo = "/".join(repo.split("/")[-2:])
-                data = hub.files.get(repo, {}).get(rest.partition("/")[2])
-                hub.requests.append((self.command, self.path))
-                if data is None:
-                    self.send_response(404)
-                    self.send_header("X-Error-Code", "EntryNotFound")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("X-Repo-Commit", "c" * 40)
-                self.send_header("ETag", f'"{abs(hash(data)):x}"')
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if body:
-                    self.wfile.write(data)
-
-            def do_HEAD(self):
-                self._file(False)
-
-            def do_GET(self):
-                self._file(True)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 def test_auto_reads_the_threshold_an_export_pushed_to_the_hub(tmp_path, monkeypatch):
     """A Hub rewriter (``hf:me/rewriter``): ``auto`` fetches the recorded file its export pushed (real
-    huggingface_hub against a loopback stand-in of the Hub's file endpoint), and offline reads the cached copy; a
+    huggingface_hub against the loopback stand-in of the Hub, conftest.LocalHub), and offline reads the cached copy; a
     repo without one and an uncached file offline are one-line errors."""
     import huggingface_hub.constants as hub_constants
 
     from vlmguard.threshold import THRESHOLD_FILE, recorded_threshold
 
-    hub = HubFiles({"me/rewriter": {THRESHOLD_FILE: json.dumps({"threshold": 0.42, "data": "train.jsonl"}).encode()},
-                    "me/plain": {"config.json": b"{}"}})
+    hub = LocalHub(files={"me/rewriter": {THRESHOLD_FILE: json.dumps({"threshold": 0.42, "data": "train.jsonl"})
+                                          .encode()}, "me/plain": {"config.json": b"{}"}})
     monkeypatch.setattr(hub_constants, "ENDPOINT", hub.url)  # what HF_ENDPOINT sets at import
     monkeypatch.setattr(hub_constants, "HUGGINGFACE_CO_URL_TEMPLATE",
                         hub.url + "/{repo_id}/resolve/{revision}/{filename}")
@@ -187,7 +143,7 @@ def test_auto_reads_the_threshold_an_export_pushed_to_the_hub(tmp_path, monkeypa
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
     try:
         assert GuardConfig(threat_threshold="auto").resolved("hf:me/rewriter").threat_threshold == 0.42
-        assert ("GET", f"/me/rewriter/resolve/main/{THRESHOLD_FILE}") in hub.requests
+        assert ("GET", f"/me/rewriter/resolve/main/{THRESHOLD_FILE}") in [r[:2] for r in hub.requests]
         with pytest.raises(VLMGuardError, match="'hf:me/plain' has no recorded threshold"):
             recorded_threshold("hf:me/plain")
     finally:
