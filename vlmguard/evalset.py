@@ -466,11 +466,14 @@ def split_families(seed: int = 0) -> dict[str, str]:
     return split
 
 
-def evalset_items(seed: int = 0) -> list[dict]:
-    """Every item as a record-schema row (image path ``images/<id>.png``; no picture is drawn here)."""
-    split = split_families(seed)
+def evalset_items(seed: int = 0, extra: bool = False) -> list[dict]:
+    """Every item as a record-schema row (image path ``images/<id>.png``; no picture is drawn here); with
+    ``extra``, the training-only families of :mod:`vlmguard.trainfamilies` instead (split ``train``)."""
+    from . import trainfamilies
+
+    split = {p.family: "train" for p in trainfamilies.PARTS} if extra else split_families(seed)
     rows, counters = [], Counter()
-    for part in PARTS:
+    for part in trainfamilies.PARTS if extra else PARTS:
         for x, category, scene in part.values:
             counters[part.family] += 1
             sid = f"{part.family}-{counters[part.family]:02d}"
@@ -487,33 +490,36 @@ def evalset_items(seed: int = 0) -> list[dict]:
 
 
 def build_evalset(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
-    """Write the pictures, ``train.jsonl``, ``heldout.jsonl`` and ``README.md`` under ``out_dir``; returns their
-    paths (keys ``train``, ``heldout``, ``images``, ``readme``). Deterministic: the same seed writes the same
-    bytes."""
+    """Write the pictures, ``train.jsonl``, ``heldout.jsonl``, ``train_more.jsonl`` (the train split and the
+    training-only families of :mod:`vlmguard.trainfamilies`) and ``README.md`` under ``out_dir``; returns their
+    paths (keys ``train``, ``heldout``, ``train_more``, ``images``, ``readme``). Deterministic: the same seed writes
+    the same bytes."""
     out = Path(out_dir)
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
-    rows = evalset_items(seed)
-    for row in rows:
+    rows, more = evalset_items(seed), evalset_items(seed, extra=True)
+    for row in rows + more:
         rng = random.Random(f"{seed}:{row['id']}")
         picture = draw_item(row, rng)
         picture.save(images / f"{row['id']}.png", optimize=False)
-    paths = {"train": out / "train.jsonl", "heldout": out / "heldout.jsonl", "images": images,
-             "readme": out / "README.md"}
-    for split in ("train", "heldout"):
-        lines = [json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False)
-                 for r in rows if r["split"] == split]
-        paths[split].write_text("\n".join(lines) + "\n", encoding="utf-8")
-    paths["readme"].write_text(_readme(rows, seed), encoding="utf-8")
+    paths = {"train": out / "train.jsonl", "heldout": out / "heldout.jsonl", "train_more": out / "train_more.jsonl",
+             "images": images, "readme": out / "README.md"}
+    chosen = {"train": [r for r in rows if r["split"] == "train"], "heldout": [r for r in rows if r["split"] != "train"]}
+    chosen["train_more"] = chosen["train"] + more
+    for name, part in chosen.items():
+        lines = [json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False) for r in part]
+        paths[name].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    paths["readme"].write_text(_readme(rows, seed, more), encoding="utf-8")
     return paths
 
 
-def _readme(rows: list[dict], seed: int) -> str:
+def _readme(rows: list[dict], seed: int, more: list[dict]) -> str:
     lines = [f"# VLMGuard-EvalSet (seed {seed})", "",
              ("Written for vlmguard-r1 and drawn in code; see the docstring of `vlmguard/evalset.py`. Requests only: "
               "no harmful answers. Splits are by template family."), ""]
-    for split in ("train", "heldout"):
-        part = [r for r in rows if r["split"] == split]
+    for split, part in (("train", [r for r in rows if r["split"] == "train"]),
+                        ("heldout", [r for r in rows if r["split"] == "heldout"]),
+                        ("training-only families (in train_more.jsonl with the train split)", more)):
         fams = sorted({r["family"] for r in part})
         labels = Counter(r["label"] for r in part)
         lines += [(f"## {split}: {len(part)} items ({labels['harmful']} harmful, {labels['benign']} benign), "
