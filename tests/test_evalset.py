@@ -63,9 +63,32 @@ def test_split_by_family(built):
     assert all(r["split"] == "train" for r in train) and all(r["split"] == "heldout" for r in held)
 
 
+def test_training_only_families_never_meet_the_heldout_split(built):
+    train, held, more = _rows(built, "train"), _rows(built, "heldout"), _rows(built, "train_more")
+    assert more[:len(train)] == train  # the train split, then the training-only families
+    extra = more[len(train):]
+    assert len(extra) >= 100 and all(r["split"] == "train" for r in extra)
+    assert {r["kind"] for r in extra} == set(KINDS)
+    assert {r["category"] for r in extra if r["label"] == "harmful"} == set(CATEGORIES) - {"everyday"}
+    assert not {r["family"] for r in extra} & {r["family"] for r in train + held}
+    assert len({r["id"] for r in more + held}) == len(more) + len(held)
+    # no template of a held-out family among theirs (but the bare "{x}"), no instruction of the held-out split
+    from vlmguard import evalset, trainfamilies
+
+    held_families = {r["family"] for r in held}
+    held_templates = {p.instruction for p in evalset.PARTS if p.family in held_families} - {"{x}"}
+    assert not {p.instruction for p in trainfamilies.PARTS} & held_templates
+    assert not {r["instruction"] for r in extra} & {r["instruction"] for r in held}
+    pairs = [(r["instruction"], r["image_text"], r["scene"]) for r in more + held]
+    assert len(set(pairs)) == len(pairs)
+    for r in extra:
+        with Image.open(built["train"].parent / r["image"]) as im:
+            assert im.size == (448, 448)
+
+
 def test_deterministic_by_seed(built, tmp_path):
     again = build_evalset(tmp_path / "again", seed=0)
-    for split in ("train", "heldout"):
+    for split in ("train", "heldout", "train_more"):
         assert again[split].read_bytes() == built[split].read_bytes()
     assert _digest(again["images"]) == _digest(built["images"])
     splits = {s: {r["family"]: r["split"] for r in evalset_items(seed=s)} for s in range(4)}

@@ -6,6 +6,7 @@ drawn in code with PIL (no photos, no downloads). ``build_evalset(out_dir, seed)
     out_dir/images/<id>.png     one picture per item
     out_dir/train.jsonl         items of the training families
     out_dir/heldout.jsonl       items of the held-out families
+    out_dir/train_more.jsonl    the train split, then the training-only families of :mod:`vlmguard.trainfamilies`
     out_dir/README.md           counts per split, kind, label and category
 
 Each line is a sample in the project's record schema (:mod:`vlmguard.schema`): ``id``, ``image`` (relative

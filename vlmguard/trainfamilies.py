@@ -5,8 +5,8 @@ The eval set's own train split holds few families on purpose (about 60 % of each
 has many); a rewriter trained on it recognises few unseen families (``bench/rewriter_data.py``: 0 → 2 → 8 of 68
 held-out harmful requests named a threat with 8 → 15 → 29 train families). These families add training material
 without touching the split: they are written like the eval set's (same kinds, categories, picture styles and
-scenes; harmful and benign parts that share a template are one family), use no instruction template and no value
-of the eval set, and always go to ``train``. ``build_evalset`` writes them, with the train split, to
+scenes; harmful and benign parts that share a template are one family), use no instruction template of a held-out
+family (only the bare ``{x}`` of free-form questions) and no held-out instruction, and always go to ``train``. ``build_evalset`` writes them, with the train split, to
 ``train_more.jsonl``; ``train.jsonl`` and ``heldout.jsonl`` are unchanged by them.
 """
 from __future__ import annotations
