@@ -57,6 +57,16 @@ class _Item:
                 "detail": self.detail, "sample": self.sample.to_dict(), "stages": self.stages, "target": target}
 
 
+def _resolved(record: dict[str, Any], sample: Sample) -> dict[str, Any]:
+    """``record`` with a relative image path resolved as ``sample``'s is (against the data file's folder): records
+    this run did not write, such as a shipped reference synthesis copied in to resume from, store paths relative
+    to the data file."""
+    image = record["sample"].get("image")
+    if isinstance(image, str) and not Path(image).is_absolute() and image == sample.image:
+        return {**record, "sample": {**record["sample"], "image": sample.image_path()}}
+    return record
+
+
 def _safe_name(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:120]
 
@@ -151,7 +161,7 @@ class Synthesizer:
                 bar.update(len(batch))
                 kept = sum(r["status"] == "kept" for r in store.records.values())
                 bar.set_postfix(kept=kept, dropped=len(store) - kept)
-        records = [store.records[s.id] for s in samples]
+        records = [_resolved(store.records[s.id], s) for s in samples]
         from .dataset import save_sft_dataset
 
         n_rows = save_sft_dataset(records, out / "dataset", load_prompt(c.rewriter_system), c.max_image_side)
