@@ -149,3 +149,23 @@ def test_resume_after_kill(tiny_models, tmp_path):
     assert sorted(ids) == sorted(f"s{i:04d}" for i in range(48))  # every sample exactly once
     assert summary["resumed"] >= done_before and summary["resumed"] + summary["processed"] == 48
     assert summary["dataset_rows"] == 48
+
+
+def test_resume_from_copied_in_reference_records(tiny_models, tmp_path):
+    """A shipped reference synthesis copied in as records.jsonl (image paths relative to the data file, as in
+    data/reference/) is resumed from: only the other samples run, and the dataset holds both."""
+    from datasets import load_from_disk
+
+    data = write_sample_file(tmp_path / "d.jsonl", 4)
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    out = tmp_path / "out"
+    out.mkdir()
+    reference = [{"id": r["id"], "status": "kept", "target": r["reference_rewrite"],
+                  "sample": {k: r[k] for k in ("id", "image", "instruction", "label")}} for r in rows[:2]]
+    assert reference[0]["sample"]["image"].startswith("images/")  # relative to the data file, not to the cwd
+    (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reference))
+    summary = Synthesizer(_config(tmp_path, data, f"hf:{tiny_models['target']}", lenient=True)).run()
+    assert summary["resumed"] == 2 and summary["processed"] == 2 and summary["dataset_rows"] == 4
+    ds = load_from_disk(str(out / "dataset"))
+    assert ds["id"] == [r["id"] for r in rows] and all(len(images) == 1 for images in ds["images"])
+    assert ds[0]["completion"][0]["content"] == rows[0]["reference_rewrite"]
