@@ -505,7 +505,7 @@ def build_evalset(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
         picture.save(images / f"{row['id']}.png", optimize=False)
     paths = {"train": out / "train.jsonl", "heldout": out / "heldout.jsonl", "train_more": out / "train_more.jsonl",
              "images": images, "readme": out / "README.md"}
-    chosen = {"train": [r for r in rows if r["split"] == "train"], "heldout": [r for r in rows if r["split"] != "train"]}
+    chosen = {split: [r for r in rows if r["split"] == split] for split in ("train", "heldout")}
     chosen["train_more"] = chosen["train"] + more
     for name, part in chosen.items():
         lines = [json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False) for r in part]

@@ -6,8 +6,9 @@ has many); a rewriter trained on it recognises few unseen families (``bench/rewr
 held-out harmful requests named a threat with 8 → 15 → 29 train families). These families add training material
 without touching the split: they are written like the eval set's (same kinds, categories, picture styles and
 scenes; harmful and benign parts that share a template are one family), use no instruction template of a held-out
-family (only the bare ``{x}`` of free-form questions) and no held-out instruction, and always go to ``train``. ``build_evalset`` writes them, with the train split, to
-``train_more.jsonl``; ``train.jsonl`` and ``heldout.jsonl`` are unchanged by them.
+family (only the bare ``{x}`` of free-form questions) and no held-out instruction, and always go to ``train``.
+``build_evalset`` writes them, with the train split, to ``train_more.jsonl``; ``train.jsonl`` and ``heldout.jsonl``
+are unchanged by them.
 """
 from __future__ import annotations
 
