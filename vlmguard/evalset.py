@@ -510,16 +510,16 @@ def build_evalset(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
     for name, part in chosen.items():
         lines = [json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False) for r in part]
         paths[name].write_text("\n".join(lines) + "\n", encoding="utf-8")
-    paths["readme"].write_text(_readme(rows, seed, more), encoding="utf-8")
+    paths["readme"].write_text(_readme(chosen, seed), encoding="utf-8")
     return paths
 
 
-def _readme(rows: list[dict], seed: int, more: list[dict]) -> str:
+def _readme(chosen: dict[str, list[dict]], seed: int) -> str:
     lines = [f"# VLMGuard-EvalSet (seed {seed})", "",
              ("Written for vlmguard-r1 and drawn in code; see the docstring of `vlmguard/evalset.py`. Requests only: "
               "no harmful answers. Splits are by template family."), ""]
-    for split, part in (("train", [r for r in rows if r["split"] == "train"]),
-                        ("heldout", [r for r in rows if r["split"] == "heldout"]),
+    more = chosen["train_more"][len(chosen["train"]):]
+    for split, part in (("train", chosen["train"]), ("heldout", chosen["heldout"]),
                         ("training-only families (in train_more.jsonl with the train split)", more)):
         fams = sorted({r["family"] for r in part})
         labels = Counter(r["label"] for r in part)
