@@ -67,6 +67,7 @@ def test_training_only_families_never_meet_the_heldout_split(built):
     train, held, more = _rows(built, "train"), _rows(built, "heldout"), _rows(built, "train_more")
     assert more[:len(train)] == train  # the train split, then the training-only families
     extra = more[len(train):]
+    assert extra == _rows(built, "extra")  # extra.jsonl: the training-only families alone
     assert len(extra) >= 100 and all(r["split"] == "train" for r in extra)
     assert {r["kind"] for r in extra} == set(KINDS)
     assert {r["category"] for r in extra if r["label"] == "harmful"} == set(CATEGORIES) - {"everyday"}
@@ -88,7 +89,7 @@ def test_training_only_families_never_meet_the_heldout_split(built):
 
 def test_deterministic_by_seed(built, tmp_path):
     again = build_evalset(tmp_path / "again", seed=0)
-    for split in ("train", "heldout", "train_more"):
+    for split in ("train", "heldout", "train_more", "extra"):
         assert again[split].read_bytes() == built[split].read_bytes()
     assert _digest(again["images"]) == _digest(built["images"])
     splits = {s: {r["family"]: r["split"] for r in evalset_items(seed=s)} for s in range(4)}

@@ -7,6 +7,7 @@ drawn in code with PIL (no photos, no downloads). ``build_evalset(out_dir, seed)
     out_dir/train.jsonl         items of the training families
     out_dir/heldout.jsonl       items of the held-out families
     out_dir/train_more.jsonl    the train split, then the training-only families of :mod:`vlmguard.trainfamilies`
+    out_dir/extra.jsonl         the training-only families alone (prompts SFT on train.jsonl never saw, for GRPO)
     out_dir/README.md           counts per split, kind, label and category
 
 Each line is a sample in the project's record schema (:mod:`vlmguard.schema`): ``id``, ``image`` (relative
@@ -492,8 +493,9 @@ def evalset_items(seed: int = 0, extra: bool = False) -> list[dict]:
 
 def build_evalset(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
     """Write the pictures, ``train.jsonl``, ``heldout.jsonl``, ``train_more.jsonl`` (the train split and the
-    training-only families of :mod:`vlmguard.trainfamilies`) and ``README.md`` under ``out_dir``; returns their
-    paths (keys ``train``, ``heldout``, ``train_more``, ``images``, ``readme``). Deterministic: the same seed writes
+    training-only families of :mod:`vlmguard.trainfamilies`), ``extra.jsonl`` (those families alone) and
+    ``README.md`` under ``out_dir``; returns their paths (keys ``train``, ``heldout``, ``train_more``, ``extra``,
+    ``images``, ``readme``). Deterministic: the same seed writes
     the same bytes."""
     out = Path(out_dir)
     images = out / "images"
@@ -504,9 +506,9 @@ def build_evalset(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
         picture = draw_item(row, rng)
         picture.save(images / f"{row['id']}.png", optimize=False)
     paths = {"train": out / "train.jsonl", "heldout": out / "heldout.jsonl", "train_more": out / "train_more.jsonl",
-             "images": images, "readme": out / "README.md"}
+             "extra": out / "extra.jsonl", "images": images, "readme": out / "README.md"}
     chosen = {split: [r for r in rows if r["split"] == split] for split in ("train", "heldout")}
-    chosen["train_more"] = chosen["train"] + more
+    chosen["train_more"], chosen["extra"] = chosen["train"] + more, more
     for name, part in chosen.items():
         lines = [json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False) for r in part]
         paths[name].write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -518,9 +520,9 @@ def _readme(chosen: dict[str, list[dict]], seed: int) -> str:
     lines = [f"# VLMGuard-EvalSet (seed {seed})", "",
              ("Written for vlmguard-r1 and drawn in code; see the docstring of `vlmguard/evalset.py`. Requests only: "
               "no harmful answers. Splits are by template family."), ""]
-    more = chosen["train_more"][len(chosen["train"]):]
     for split, part in (("train", chosen["train"]), ("heldout", chosen["heldout"]),
-                        ("training-only families (in train_more.jsonl with the train split)", more)):
+                        ("training-only families (extra.jsonl; train_more.jsonl: the train split, then these)",
+                         chosen["extra"])):
         fams = sorted({r["family"] for r in part})
         labels = Counter(r["label"] for r in part)
         lines += [(f"## {split}: {len(part)} items ({labels['harmful']} harmful, {labels['benign']} benign), "
