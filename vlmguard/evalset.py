@@ -495,8 +495,7 @@ def build_evalset(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
     """Write the pictures, ``train.jsonl``, ``heldout.jsonl``, ``train_more.jsonl`` (the train split and the
     training-only families of :mod:`vlmguard.trainfamilies`), ``extra.jsonl`` (those families alone) and
     ``README.md`` under ``out_dir``; returns their paths (keys ``train``, ``heldout``, ``train_more``, ``extra``,
-    ``images``, ``readme``). Deterministic: the same seed writes
-    the same bytes."""
+    ``images``, ``readme``). Deterministic: the same seed writes the same bytes."""
     out = Path(out_dir)
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
