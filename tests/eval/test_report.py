@@ -40,3 +40,32 @@ def test_flips_and_what_the_rewriter_did(tmp_path):
     md = render_markdown({**report, "benchmarks": {"b": {**plan["b"], "kind": "records", "root": "x", "skipped": {},
                                                          "protocol": "P", "responses": 1, "judge": None}}})
     assert "n=3 (1 / 1)" in md and "| t | vlmguard | harmful | 3 | 2 | 1 | 1 | 1 |" in md
+
+
+def test_threat_ranking_of_a_thresholded_rewriter(tmp_path):
+    """The guard records 1 − P(none) when it decides by threshold: the report ranks harmful above benign items
+    by it (AUROC, hand-computed) and says nothing for a defence that recorded no scores."""
+    config = EvalConfig.from_dict({"out": str(tmp_path), "targets": {"t": "hf:unused"}, "bootstrap": 200,
+                                   "defences": {"none": {}, "greedy": {"rewriter": "hf:unused"},
+                                                "tau": {"rewriter": "hf:unused"}},
+                                   "benchmarks": {"b": {"kind": "records", "path": str(tmp_path / "x.jsonl")}}})
+    items = [("h1", "harmful", 0.9), ("h2", "harmful", 0.2), ("h3", "harmful", 0.6),
+             ("b1", "benign", 0.5), ("b2", "benign", 0.1)]
+    records = [_record("none", i, label, 0.0) for i, label, _ in items]
+    records += [_record("greedy", i, label, 0.0, f"instruction {i}", "None") for i, label, _ in items]
+    for i, label, score in items:
+        r = _record("tau", i, label, 0.0, f"instruction {i}", "None")
+        r["responses"][0]["analysis"]["threat_score"] = score
+        records.append(r)
+    plan = {"b": {"items": 5, "metrics": ["attack_success", "over_refusal"],
+                  "higher_is_better": {"attack_success": False, "over_refusal": False}, "breakdowns": []}}
+    report = build_report(records, plan, config)
+    assert [w["defence"] for w in report["threat_ranking"]] == ["tau"]
+    (rank,) = report["threat_ranking"]
+    # harmful above benign in 5 of the 6 pairs (0.2 < 0.5 is the one miss)
+    assert abs(rank["auroc"] - 5 / 6) < 1e-9 and (rank["harmful"], rank["benign"]) == (3, 2)
+    assert rank["ci"] is not None and rank["ci"][0] <= rank["auroc"] <= rank["ci"][1]
+    md = render_markdown({**report, "benchmarks": {"b": {**plan["b"], "kind": "records", "root": "x", "skipped": {},
+                                                         "protocol": "P", "responses": 1, "judge": None}}})
+    ranked = md.split("threat AUROC |")[1].split("##")[0]
+    assert "| t | tau | 0.833 [" in ranked and "greedy" not in ranked

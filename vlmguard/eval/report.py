@@ -3,7 +3,8 @@ chart per benchmark. Every figure carries the number of items it rests on and a 
 every defence is compared with the baseline on the same items (paired difference); missing answers and
 judge failures are counted per cell, never dropped silently. For a rewriting defence it also says what the
 rewriter did to each label's items (kept the instruction, changed it, named a threat, fell back), so a gain can be
-told apart from prompts that simply lost the request."""
+told apart from prompts that simply lost the request, and — where the guard decided the threat by probability —
+how well its threat score (1 − P(none)) ranks the harmful items above the benign ones (AUROC)."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..format import names_threat
+from ..rewards.metrics import agreement
 from .config import EvalConfig
 from .stats import estimate, paired_deltas
 
@@ -55,12 +57,26 @@ def _rewrites(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
                           if "completion" in (resp.get("analysis") or {}))
 
 
+def threat_ranking(rows: list[dict[str, Any]], resamples: int, seed: int) -> dict[str, Any] | None:
+    """AUROC (95% bootstrap interval) of the guard's threat score — 1 − P(the threat opens with "none"), recorded
+    when it decides by ``threat_threshold`` — for harmful above benign items of a cell; None where the cell has no
+    scores for both labels."""
+    pairs = [(resp["analysis"]["threat_score"], r["label"] == "harmful") for r in rows
+             if r.get("label") in ("harmful", "benign") for resp in r["responses"]
+             if (resp.get("analysis") or {}).get("threat_score") is not None]
+    if len({h for _, h in pairs}) < 2:
+        return None
+    got = agreement([s for s, _ in pairs], [h for _, h in pairs], resamples=resamples, seed=seed)
+    return {"auroc": got["auroc"], "ci": got["auroc_ci"], "harmful": sum(h for _, h in pairs),
+            "benign": sum(not h for _, h in pairs)}
+
+
 def build_report(records: list[dict[str, Any]], plan: dict[str, Any], config: EvalConfig) -> dict[str, Any]:
     cells: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         cells[(r["benchmark"], r["target"], r["defence"])].append(r)
     B, seed = config.bootstrap, config.seed
-    results, paired, breakdowns, latency, rewrites = [], [], [], [], []
+    results, paired, breakdowns, latency, rewrites, ranking = [], [], [], [], [], []
     for bench, info in plan.items():
         for target in config.targets:
             base = cells.get((bench, target, config.baseline), []) if config.baseline else []
@@ -100,6 +116,8 @@ def build_report(records: list[dict[str, Any]], plan: dict[str, Any], config: Ev
                 for label, counts in sorted(_rewrites(rows).items()):
                     rewrites.append({"benchmark": bench, "target": target, "defence": defence, "label": label,
                                      **counts})
+                if (rank := threat_ranking(rows, B, seed)) is not None:
+                    ranking.append({"benchmark": bench, "target": target, "defence": defence, **rank})
                 if rows:
                     latency.append({"benchmark": bench, "target": target, "defence": defence,
                                     "defence_s": sum(r["latency"]["defence_s"] for r in rows) / len(rows),
@@ -108,7 +126,8 @@ def build_report(records: list[dict[str, Any]], plan: dict[str, Any], config: Ev
                 "baseline": config.baseline, "answer": asdict(config.answer), "judge": spec_name(config.judge),
                 "judging": asdict(config.judging), "bootstrap": B, "seed": seed}
     return {"settings": settings, "benchmarks": plan, "results": results, "paired": paired,
-            "breakdowns": breakdowns, "latency": latency, "rewrites": rewrites}
+            "breakdowns": breakdowns, "latency": latency, "rewrites": rewrites,
+            "threat_ranking": ranking}
 
 
 def _pct(value: float | None, ci: list[float] | None = None, signed: bool = False) -> str:
@@ -171,6 +190,14 @@ def render_markdown(report: dict[str, Any]) -> str:
                       "|---|---|---|---|---|---|---|---|"]
             lines += [f"| {w['target']} | {w['defence']} | {w['label']} | {w['rewrites']} | {w['kept']} | "
                       f"{w['changed']} | {w['threat']} | {w['fallback']} |" for w in did]
+        ranked = [w for w in report.get("threat_ranking", []) if w["benchmark"] == bench]
+        if ranked:
+            lines += ["", ("How well the rewriter's threat score (1 − P(none), read when it decides by "
+                           "`threat_threshold`) ranks harmful above benign items, whatever the threshold:"), "",
+                      "| target | defence | threat AUROC | harmful | benign |", "|---|---|---|---|---|"]
+            lines += [f"| {w['target']} | {w['defence']} | {w['auroc']:.3f}"
+                      + (f" [{w['ci'][0]:.3f}, {w['ci'][1]:.3f}]" if w["ci"] else "")
+                      + f" | {w['harmful']} | {w['benign']} |" for w in ranked]
         for key in info["breakdowns"]:
             parts = [b for b in report["breakdowns"] if b["benchmark"] == bench and b["by"] == key
                      and b["metric"] == metrics[0]]
