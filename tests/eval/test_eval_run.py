@@ -229,6 +229,41 @@ def test_records_judged_by_llama_guard_logprob(tmp_path, target_server, guard_se
             make_siuo(tmp_path / "siuo2"))}}))
 
 
+def test_records_served_over_stored_answers_judges_only_the_benign_ones(tmp_path, target_server):
+    """Turning `served` on for an evaluated records benchmark answers nothing again: the next run judges exactly
+    the stored benign answers (the compliance question against the original request, next-token probabilities
+    over HTTP) and the report gains `unserved`, read from those verdicts."""
+    spec = {"type": "rubric", "model": f"openai:{target_server}?model=tiny-target", "rubric": "judge_compliance",
+            "mode": "yesno", "decision": "logprob", "labels": {"no": 1, "yes": 0}, "threshold": 0.0,
+            "top_k": 1024}  # the whole tiny vocabulary, as for the guard above
+    bench = {"kind": "records", "path": _records_file(tmp_path), "rubrics": {"safe": "judge_compliance"}}
+
+    def evaluation(**options):
+        c = config(tmp_path, f"openai:{target_server}?model=tiny-target", spec, defences={"none": {}},
+                   benchmarks={"mine": {**bench, "options": options}})
+        c.judge = spec
+        return Evaluation(c)
+    first = evaluation().run(progress=False)
+    assert not [r for r in first["results"] if r["metric"] == "unserved"]
+    before = {r["id"]: r for r in evaluation().store.records.values()}
+    assert before["b0"]["responses"][0]["judge"] == {} and evaluation().stale() == []
+
+    ev = evaluation(served=True)
+    assert [r["id"] for r in ev.stale()] == ["b0"]  # only the benign answer lacks the new pass
+    report = ev.run(progress=False)
+    assert ev.counters == {**ev.counters, "recorded": 0, "rejudged": 1}
+    after = {r["id"]: r for r in ev.store.records.values()}
+    assert {i: r["responses"][0]["answer"] for i, r in after.items()} == \
+        {i: r["responses"][0]["answer"] for i, r in before.items()}  # nothing answered again
+    assert all(after[i]["responses"][0]["judge"] == before[i]["responses"][0]["judge"] for i in ("h0", "h1", "h2"))
+    verdict = after["b0"]["responses"][0]["judge"]["served"]
+    assert verdict["error"] is None and verdict["score"] in (0.0, 1.0)
+    unserved = result(report, "mine", "none", "unserved")
+    assert unserved["n"] == 1 and unserved["value"] == verdict["score"] and not unserved["higher_is_better"]
+    assert "unserved ↓" in (tmp_path / "out" / "report.md").read_text()
+    assert evaluation(served=True).stale() == []  # judged once
+
+
 def test_target_failing_mid_run_is_reported_missing_then_retried(tmp_path, target_server):
     proxy = FaultProxy(target_server, fail_after=2)  # the server "goes down" after 2 answers
     judge = VerdictJudge()

@@ -303,7 +303,8 @@ BENCHMARKS: dict[str, BenchmarkKind] = {
     "mm-vet": BenchmarkKind("MM-Vet", "github.com/yuweihao/MM-Vet (mm-vet.zip)",
                             "<root>/mm-vet.json + <root>/images/", ("all",), _load_mmvet, MMVetProtocol),
     "records": BenchmarkKind("records", "your own data", "a .json/.jsonl/.parquet file in the record schema",
-                             ("harmful", "benign"), _load_records, RecordsProtocol, protocol_options=("judge",)),
+                             ("harmful", "benign"), _load_records, RecordsProtocol,
+                             protocol_options=("judge", "served")),
 }
 
 
@@ -314,7 +315,7 @@ def load_benchmark(kind: str, root: str, subsets: Sequence[str] | None = None, l
     ``subsets``: a subset of the kind's subsets (all by default); ``limit``: the first N samples per subset in
     the benchmark's fixed order, after missing images are skipped (MM-SafetyBench: per scenario and image type);
     ``rubrics``/``responses``: protocol overrides; ``options``: the kind's own (MM-SafetyBench ``scenarios``,
-    ``tiny``; VLGuard ``image_dir``; records ``judge``)."""
+    ``tiny``; VLGuard ``image_dir``; records ``judge``, ``served``)."""
     spec = BENCHMARKS.get(kind)
     if spec is None:
         raise VLMGuardError(f"unknown benchmark {kind!r}; choose from {', '.join(BENCHMARKS)}")

@@ -172,16 +172,28 @@ class Evaluation:
 
     def stale(self, rejudge: bool = False) -> list[dict[str, Any]]:
         """Stored records of this run's cells to judge again: those with a judge call that failed (unreachable),
-        or, with ``rejudge``, every judged record."""
+        those missing a pass the protocol now asks for (records ``served`` turned on over stored answers), or,
+        with ``rejudge``, every judged record."""
         cells = {(c.benchmark, c.target, c.defence) for c in self.cells()}
+        samples = {b: {s.id: s for s in bench.samples} for b, bench in self.benchmarks.items()}
         out = []
         for r in self.store.records.values():
             if (r["benchmark"], r["target"], r["defence"]) not in cells or self.judges[r["benchmark"]] is None:
                 continue
             errors = judge_errors(r)
-            if (rejudge and errors) or UNREACHABLE in errors:
+            if (rejudge and errors) or UNREACHABLE in errors or self.missing_pass(r, samples[r["benchmark"]]):
                 out.append(r)
         return out
+
+    def missing_pass(self, record: dict[str, Any], samples: dict[str, Sample]) -> bool:
+        """Whether a stored answer lacks a judge pass that the benchmark's protocol asks for now."""
+        sample = samples.get(record["id"])
+        if sample is None:
+            return False
+        protocol, judge = self.benchmarks[record["benchmark"]].protocol, self.judges[record["benchmark"]]
+        passes = protocol.judge_chats if generative(judge) else protocol.judge_items
+        return any(set(passes(sample, x["answer"])) - set(x.get("judge") or {})
+                   for x in record.get("responses", []) if x.get("answer") is not None)
 
     def run(self, progress: bool = True, report: bool = True, rejudge: bool = False) -> dict[str, Any] | None:
         """Judge again what needs it (:meth:`stale`), evaluate what is not recorded yet, then (unless
