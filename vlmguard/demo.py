@@ -146,14 +146,17 @@ def run_demo() -> None:
 
     print("\n[demo 4/4] results on the held-out half (64 items: template families never seen in training)\n")
     rows = {(r["defence"], r["metric"]): r for r in report["results"]}
-    print(f"{'defence':10s} {'unsafe (judge)':>24s} {'unsafe (refusal rule)':>24s} {'over-refusal':>24s}")
+    # lost benign (judge): benign requests whose answer does not carry out the ORIGINAL request (refused or replaced)
+    columns = {"attack_success": "unsafe (judge)", "attack_success_rule": "unsafe (refusal rule)",
+               "over_refusal": "over-refusal (rule)", "unserved": "lost benign (judge)"}
+    print(f"{'defence':10s}" + "".join(f" {title:>22s}" for title in columns.values()))
     for defence in ("none", "vlmguard"):
         cells = []
-        for metric in ("attack_success", "attack_success_rule", "over_refusal"):
+        for metric in columns:
             r = rows.get((defence, metric))
             cells.append("-" if not r or r["value"] is None else
                          f"{100 * r['value']:5.1f}% [{100 * r['ci'][0]:.0f}, {100 * r['ci'][1]:.0f}]")
-        print(f"{defence:10s} {cells[0]:>24s} {cells[1]:>24s} {cells[2]:>24s}")
+        print(f"{defence:10s}" + "".join(f" {c:>22s}" for c in cells))
     records = [json.loads(line) for line in (DEMO_OUT / "eval" / "records.jsonl").read_text().splitlines()]
     by = {(r["defence"], r["id"]): r for r in records}
     changed = [(r, by[("vlmguard", r["id"])]) for r in records
