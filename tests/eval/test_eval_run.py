@@ -262,6 +262,11 @@ def test_records_served_over_stored_answers_judges_only_the_benign_ones(tmp_path
     assert unserved["n"] == 1 and unserved["value"] == verdict["score"] and not unserved["higher_is_better"]
     assert "unserved ↓" in (tmp_path / "out" / "report.md").read_text()
     assert evaluation(served=True).stale() == []  # judged once
+    guard = config(tmp_path, "hf:x", {"type": "llama_guard", "model": f"openai:{target_server}?model=g"},
+                   benchmarks={"mine": {**bench, "options": {"served": True}}})
+    guard.judge = {"type": "llama_guard", "model": f"openai:{target_server}?model=g"}
+    with pytest.raises(VLMGuardError, match="`served` asks the judge.*a llama_guard judge answers only"):
+        Evaluation(guard)
 
 
 def test_target_failing_mid_run_is_reported_missing_then_retried(tmp_path, target_server):

@@ -276,7 +276,7 @@ class RecordsProtocol(BaseProtocol):
         if name is None:
             return {}
         return {name: JudgeItem(sample.instruction, answer, sample.image_path(), rubric=self.rubrics["safe"],
-                                  variables={"category": sample.category or ""})}
+                                variables={"category": sample.category or ""})}
 
     def parse(self, name: str, raw: str) -> Any | None:
         if name not in ("safe", "served"):

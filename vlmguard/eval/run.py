@@ -112,6 +112,11 @@ class Evaluation:
                         f"{where}: benchmark {name!r} ({entry.kind}) needs a judge that writes its rubrics' verdicts "
                         f"({', '.join(bench.protocol.rubrics)}): a backend spec or {{type: rubric, model: SPEC}}; a "
                         f"{judge.type} judge scores only safety verdicts (records, mm-safetybench)")
+                if getattr(bench.protocol, "served", False) and not isinstance(judge, RubricJudge):
+                    raise VLMGuardError(
+                        f"{where}: benchmarks.{name}: `served` asks the judge whether a benign answer carried out the "
+                        f"request (its rubric, e.g. judge_compliance); a {judge.type} judge answers only its own "
+                        f"safety question: use {{type: rubric, model: SPEC, rubric: judge_compliance}} or drop `served`")
             self.benchmarks[name], self.judges[name] = bench, judge
         self.store = JsonlStore(Path(config.out) / "records.jsonl", key=record_key)
         self.setups = {d: self.setup(d) for d in config.defences}
