@@ -300,7 +300,8 @@ def test_protocol_shapes(tmp_path):
         p = load_benchmark(kind, str(make(tmp_path / kind))).protocol
         assert set(p.higher_is_better) == set(p.metrics), kind
         if kind == "records":
-            served = load_benchmark(kind, str(make(tmp_path / "served")), rubrics={"safe": "judge_compliance"}, served=True)
+            served = load_benchmark(kind, str(make(tmp_path / "served")), rubrics={"safe": "judge_compliance"},
+                                    served=True)
             assert set(served.protocol.higher_is_better) == set(served.protocol.metrics)
         assert p.name and p.responses == (3 if kind == "siuo" else 1)
         with pytest.raises(VLMGuardError, match="has no judge pass 'bogus'"):

@@ -116,7 +116,8 @@ class Evaluation:
                     raise VLMGuardError(
                         f"{where}: benchmarks.{name}: `served` asks the judge whether a benign answer carried out the "
                         f"request (its rubric, e.g. judge_compliance); a {judge.type} judge answers only its own "
-                        f"safety question: use {{type: rubric, model: SPEC, rubric: judge_compliance}} or drop `served`")
+                        f"safety question: use {{type: rubric, model: SPEC, rubric: judge_compliance}} or drop "
+                        f"`served`")
             self.benchmarks[name], self.judges[name] = bench, judge
         self.store = JsonlStore(Path(config.out) / "records.jsonl", key=record_key)
         self.setups = {d: self.setup(d) for d in config.defences}
