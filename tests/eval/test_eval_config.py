@@ -43,10 +43,21 @@ def test_overrides_and_defence_types():
      r"judge: true names no judge"),
     ({"out": "o", "targets": {"t": "hf:x"}, "benchmarks": {"b": {"kind": "siuo", "path": "p"}}, "answer_top_p": "1"},
      r"`answer_top_p` must be float"),
+    ({"out": "o", "targets": {"t": "hf:x"}, "benchmarks": {"b": {"kind": "siuo", "path": "p"}},
+      "defences": ["none", "sft"], "baseline": "stf"}, r"baseline 'stf' is not one of the defences \(none, sft\)"),
 ])
 def test_config_errors(data, message):
     with pytest.raises(VLMGuardError, match=message):
         EvalConfig.from_dict(data, "cfg.yaml")
+
+
+def test_baseline_names_the_defence_paired_against():
+    """`baseline` picks the defence every other one is paired against; without `none` and without a `baseline`
+    there is no paired comparison (nothing to pair against), not an error."""
+    base = {"out": "o", "targets": {"t": "hf:x"}, "benchmarks": {"b": {"kind": "siuo", "path": "p"}}}
+    assert EvalConfig.from_dict({**base, "defences": ["none", "sft"]}).baseline == "none"
+    assert EvalConfig.from_dict({**base, "defences": ["none", "sft"], "baseline": "sft"}).baseline == "sft"
+    assert EvalConfig.from_dict({**base, "defences": ["sft", "grpo"]}).baseline is None
 
 
 def test_typed_values_of_generic_fields():

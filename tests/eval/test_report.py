@@ -69,3 +69,21 @@ def test_threat_ranking_of_a_thresholded_rewriter(tmp_path):
                                                          "protocol": "P", "responses": 1, "judge": None}}})
     ranked = md.split("threat AUROC |")[1].split("##")[0]
     assert "| t | tau | 0.833 [" in ranked and "greedy" not in ranked
+
+
+def test_paired_against_a_named_baseline(tmp_path):
+    """`baseline: sft` pairs every other defence with the SFT rewriter, `none` included, and the report says so."""
+    config = EvalConfig.from_dict({"out": str(tmp_path), "targets": {"t": "hf:unused"}, "bootstrap": 50,
+                                   "defences": {"none": {}, "sft": {"rewriter": "hf:unused"},
+                                                "grpo": {"rewriter": "hf:unused"}}, "baseline": "sft",
+                                   "benchmarks": {"b": {"kind": "records", "path": str(tmp_path / "x.jsonl")}}})
+    unsafe = {"none": [1.0, 1.0, 1.0], "sft": [0.0, 1.0, 1.0], "grpo": [0.0, 0.0, 1.0]}
+    records = [_record(d, f"h{i}", "harmful", u) for d, values in unsafe.items() for i, u in enumerate(values)]
+    plan = {"b": {"items": 3, "metrics": ["attack_success"], "higher_is_better": {"attack_success": False},
+                  "breakdowns": []}}
+    report = build_report(records, plan, config)
+    paired = {p["defence"]: p for p in report["paired"]}
+    assert set(paired) == {"none", "grpo"} and {p["baseline"] for p in paired.values()} == {"sft"}
+    grpo, none = paired["grpo"], paired["none"]
+    assert abs(grpo["difference"] + 1 / 3) < 1e-9 and (grpo["better"], grpo["worse"]) == (1, 0)
+    assert abs(none["difference"] - 1 / 3) < 1e-9 and (none["better"], none["worse"]) == (0, 1)
