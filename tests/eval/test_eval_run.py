@@ -264,7 +264,6 @@ def test_records_served_over_stored_answers_judges_only_the_benign_ones(tmp_path
     assert evaluation(served=True).stale() == []  # judged once
     guard = config(tmp_path, "hf:x", {"type": "llama_guard", "model": f"openai:{target_server}?model=g"},
                    benchmarks={"mine": {**bench, "options": {"served": True}}})
-    guard.judge = {"type": "llama_guard", "model": f"openai:{target_server}?model=g"}
     with pytest.raises(VLMGuardError, match="`served` asks the judge.*a llama_guard judge answers only"):
         Evaluation(guard)
 

@@ -131,11 +131,11 @@ class EvalConfig:
         defences = {name: DefenceEntry(str((opts or {}).get("type", name)),
                                        {k: v for k, v in (opts or {}).items() if k != "type"})
                     for name, opts in _mapping(data.get("defences", {"none": {}}), source, "defences").items()}
-        if data.get("baseline") is not None and data["baseline"] not in defences:
+        # the default baseline is `none` where it is evaluated, else no paired comparison; a named one must exist
+        data["baseline"] = data.get("baseline", "none" if "none" in defences else None)
+        if data["baseline"] is not None and data["baseline"] not in defences:
             raise VLMGuardError(f"{source}: baseline {data['baseline']!r} is not one of the defences "
                                 f"({', '.join(defences)}); name one of them, or leave `baseline` out")
-        if data.get("baseline", "none") not in defences:
-            data["baseline"] = None  # the default baseline `none` is not evaluated: no paired comparison
         scalars = {k: v for k, v in data.items() if k not in ("targets", "benchmarks", "defences")}
         _check_types(scalars, cls, source, "")
         try:
