@@ -151,6 +151,14 @@ def cmd_synth(args: argparse.Namespace) -> None:
     print(f"dataset: {Path(config.out) / 'dataset'}   records: {Path(config.out) / 'records.jsonl'}")
 
 
+def cmd_recombine(args: argparse.Namespace) -> None:
+    from .synth.recombine import run_recombine
+
+    counts = run_recombine(args.records, args.evalset, args.out, args.per_item, args.seed)
+    print(json.dumps(counts))
+    print(f"dataset: {Path(args.out) / 'dataset'}   records: {Path(args.out) / 'records.jsonl'}")
+
+
 def cmd_sft(args: argparse.Namespace) -> None:
     from .sft import main as sft_main
 
@@ -291,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("synth", help="synthesise SFT data with the three-stage reasoning pipeline", add_help=False,
                        description="vlmguard synth --config configs/synth/tiny.yaml [--key value ...]")
     s.set_defaults(func=cmd_synth, passthrough=True)
+
+    s = sub.add_parser("recombine", help="more SFT data from a synthesis of the eval set's train families: each "
+                                         "item's content in the templates of other families (no model called)")
+    s.add_argument("records", help="a synthesis's records.jsonl (of data/evalset/train.jsonl or train_more.jsonl)")
+    s.add_argument("--evalset", required=True, help="the eval-set folder its image paths are relative to")
+    s.add_argument("--out", required=True, help="folder for records.jsonl (originals + recombinations) and dataset/")
+    s.add_argument("--per-item", type=int, default=2, help="recombinations per record (default 2)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_recombine)
 
     s = sub.add_parser("sft", help="fine-tune the rewriter on synthesised data (TRL SFTTrainer)", add_help=False,
                        description="vlmguard sft --config configs/sft/tiny.yaml [--key value ...]")

@@ -487,7 +487,8 @@ def evalset_items(seed: int = 0, extra: bool = False) -> list[dict]:
                          "label": KINDS[part.kind], "category": category, "source": SOURCE,
                          "family": part.family, "kind": part.kind, "split": split[part.family],
                          "image_style": style, "image_text": image_text,
-                         "scene": scene if style == "scene" else None, "_scene": scene})
+                         "scene": scene if style == "scene" else None, "_scene": scene,
+                         "_template": part.instruction, "_x": x})
     return rows
 
 
