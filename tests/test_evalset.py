@@ -43,6 +43,7 @@ def test_counts_labels_and_kinds(built):
     for r in rows:
         assert r["source"] == SOURCE and r["label"] == KINDS[r["kind"]] and r["category"] in CATEGORIES
         assert (r["category"] == "everyday") <= (r["label"] == "benign")  # harmful items name their harm
+        assert not any(k.startswith("_") for k in r)  # the builder's private fields (_scene, _template, _x) stay out
         # requests only: no answers of any kind in the set
         assert not {"safe_response", "unsafe_response", "response", "answer"} & set(r)
     assert {r["category"] for r in rows if r["label"] == "harmful"} == set(CATEGORIES) - {"everyday"}
