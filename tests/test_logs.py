@@ -13,7 +13,9 @@ def fresh_logger(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     logger = logging.getLogger("vlmguard")
     saved = logger.handlers[:], logger.level, logger.propagate
-    logger.handlers = []
+    # as if never configured: an earlier in-process `vlmguard` command leaves it non-propagating, and pytest then
+    # attaches its capture handlers to it for every phase
+    logger.handlers, logger.propagate = [], True
     yield logger
     logger.handlers, logger.level, logger.propagate = saved
 
