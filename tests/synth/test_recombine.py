@@ -75,6 +75,20 @@ def test_a_record_outside_the_training_families_is_an_error_naming_it():
     changed["sample"] = {**changed["sample"], "instruction": "something else"}
     with pytest.raises(VLMGuardError, match="another seed"):
         recombine([changed])
+    with pytest.raises(VLMGuardError, match="'row-8'.*needs 'sample'"):
+        recombine([{"id": "row-8", "status": "kept", "target": "t"}])
+    with pytest.raises(VLMGuardError, match="per_item"):
+        recombine(_records(), per_item=0)
+
+
+def test_cli_names_a_missing_or_broken_records_file(tmp_path, capsys):
+    args = ["--evalset", str(tmp_path), "--out", str(tmp_path / "out")]
+    assert main(["recombine", str(tmp_path / "absent.jsonl"), *args]) == 1
+    assert "absent.jsonl: no such records file" in capsys.readouterr().err
+    (tmp_path / "bad.jsonl").write_text(json.dumps(_records()[0]) + "\n{not json\n")
+    assert main(["recombine", str(tmp_path / "bad.jsonl"), *args]) == 1
+    assert "bad.jsonl:2: not JSON" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_writes_records_and_an_sft_dataset(tmp_path, capsys):

@@ -74,6 +74,8 @@ def recombine(records: list[dict[str, Any]], per_item: int = 2, seed: int = 0) -
     """``per_item`` recombinations of every kept record of a training family (drawn with ``seed``), as new records
     (ids ``<id>~<n>``, ``recombined_from`` naming the source). A record not of the eval set's train families —
     a held-out id or another dataset — is an error: recombining it would leak or mean nothing."""
+    if per_item < 1:
+        raise VLMGuardError(f"per_item must be at least 1, got {per_item}")
     items = _train_items(0)
     where = shells(items)
     rng = random.Random(seed)
@@ -81,6 +83,9 @@ def recombine(records: list[dict[str, Any]], per_item: int = 2, seed: int = 0) -
     for r in records:
         if r.get("status") != "kept":
             continue
+        if not isinstance(r.get("sample"), dict) or "id" not in r["sample"] or "target" not in r:
+            raise VLMGuardError(f"record {r.get('id')!r}: needs 'sample' (with 'id') and 'target', the fields of a "
+                                "vlmguard synth records.jsonl")
         sid = r["sample"]["id"]
         if sid not in items:
             raise VLMGuardError(f"record {r['id']!r}: sample {sid!r} is not an item of the built-in eval set's train "
@@ -106,6 +111,9 @@ def run_recombine(records_path: str | Path, evalset: str | Path, out: str | Path
     from .dataset import save_sft_dataset
 
     path, evalset, out = Path(records_path), Path(evalset), Path(out)
+    if not path.is_file():
+        raise VLMGuardError(f"{path}: no such records file (the records.jsonl a vlmguard synth run writes, or "
+                            "data/reference/offline_synth.jsonl)")
     records = []
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
