@@ -89,12 +89,12 @@ def recombine(records: list[dict[str, Any]], per_item: int = 2, seed: int = 0) -
         sid = r["sample"]["id"]
         if sid not in items:
             raise VLMGuardError(f"record {r['id']!r}: sample {sid!r} is not an item of the built-in eval set's train "
-                            "families (vlmguard.evalset, seed 0); recombine only a synthesis of train.jsonl / "
-                            "train_more.jsonl")
+                                "families (vlmguard.evalset, seed 0); recombine only a synthesis of train.jsonl / "
+                                "train_more.jsonl")
         item = items[sid]
-        if item["instruction"] != r["sample"]["instruction"]:
+        if item["instruction"] != r["sample"].get("instruction"):
             raise VLMGuardError(f"record {r['id']!r}: its instruction differs from eval-set item {sid!r}; was the eval "
-                            "set built with another seed or version? Rebuild it (python -m vlmguard.evalset DIR)")
+                                "set built with another seed or version? Rebuild it (python -m vlmguard.evalset DIR)")
         options = _variants(item, where)
         for n, instruction in enumerate(rng.sample(options, min(per_item, len(options))), 1):
             target = r["target"] if item["label"] == "harmful" else render("None", instruction, instruction)
